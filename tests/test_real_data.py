@@ -1,0 +1,64 @@
+"Readers and DataLoaders on the real public data in ../shared/data (skipped where that folder is absent)."
+import warnings
+import numpy as np, pandas as pd, pytest, torch
+from modan_nb.core import shared_data_dir
+from modan_nb.data import (read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, pretrain_dls,
+                           read_medmnist, task_tensor, load_image)
+
+SHARED = shared_data_dir()
+
+def _need(*parts):
+    if SHARED is None or not SHARED.joinpath(*parts).exists(): pytest.skip(f"shared data {'/'.join(parts)} not available")
+    return SHARED.joinpath(*parts)
+
+def test_busi_counts():
+    root = _need('busi')
+    b = read_busi(root)
+    assert b.label.value_counts().to_dict() == {0: 570, 1: 210}
+    assert read_busi(root, include_normal=False).label.value_counts().to_dict() == {0: 437, 1: 210}
+    assert b.group.is_unique                                # BUSI has no patient ids: one group per image
+    x = task_tensor(b.iloc[:4], 64)
+    assert x.shape == (4, 1, 64, 64) and x.dtype == torch.uint8
+
+def test_ddti_counts_and_grouped_folds(tmp_path):
+    root = _need('ddti')
+    assert pd.read_csv(root/'diagnosis.csv', header=None)[2].value_counts().to_dict() == {1: 386, 0: 72}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); d = read_ddti(root)
+    # two labelled negatives of the shared copy (362_1(1), 362_1(2)) have no crop on disk: left out and reported
+    assert d.label.value_counts().to_dict() == {1: 386, 0: 72 - len(d.attrs['missing'])}
+    assert sorted(m['name'] for m in d.attrs['missing']) == ['362_1(1)', '362_1(2)']
+    f = make_folds(d, 5, seed=0)
+    assert f.groupby('group').fold.nunique().max() == 1     # no case on both sides of a split
+    for k in range(5):
+        assert not set(f.group[f.fold == k]) & set(f.group[f.fold != k])
+        assert f.label[f.fold == k].nunique() == 2
+    save_folds(f, tmp_path/'ddti_folds.csv')
+    assert load_folds(tmp_path/'ddti_folds.csv', d).fold.tolist() == f.fold.tolist()
+    tr = f[f.fold != 0]
+    s1, s10 = subsample_fraction(tr, 0.01, seed=0), subsample_fraction(tr, 0.1, seed=0)
+    assert set(s1.index) <= set(s10.index) and (s1.label.value_counts() >= 2).all()
+
+def test_pretrain_pool_dls():
+    csv = _need('pretrain_pool.csv')
+    assert len(pd.read_csv(csv)) == 2531
+    dls = pretrain_dls(csv, size=64, bs=256, device='cpu')
+    assert len(dls.table) == 2531 and dls.bad_files == []
+    assert len(dls.pair_vocab) == 4 and dls.pair_vocab == ['CT/brain', 'MR/brain', 'US/breast', 'US/thyroid']
+    x, ym, yp, yl = dls.one_batch()
+    assert x.shape == (256, 1, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert ym.shape == (256, dls.meta_encoder.n_out) and (ym.sum(1) == 2).all()
+    assert set(dls.meta_encoder.vocab['modality']) == {'CT', 'MR', 'US'}
+    assert yp.max() < 4 and yl.max() < len(dls.label_vocab)
+    assert len(dls.train) == 2531 // 256
+
+@pytest.mark.parametrize('name,counts', [('breastmnist', {'train': 546, 'valid': 78, 'test': 156}),
+                                         ('pneumoniamnist', {'train': 2428, 'valid': 270, 'test': 468})])
+def test_medmnist(name, counts):
+    npz = _need('medmnist', f'{name}.npz')
+    m = read_medmnist(npz)
+    assert m.split.value_counts().to_dict() == counts
+    assert set(m.label) == {0, 1}
+    z = np.load(npz)
+    assert (load_image(m.path[0]) == z['train_images'][0]).all()
+    assert task_tensor(m.iloc[:8], 28).shape == (8, 1, 28, 28)

@@ -1,0 +1,77 @@
+"run_transfer resumes an interrupted run: finished units are not redone and the final tables equal an uninterrupted run's."
+import numpy as np, pandas as pd, pytest, torch
+import torch.nn as nn
+from modan_nb.transfer import run_transfer, UNIT_COLS
+
+torch.set_num_threads(1)
+
+class TinyEncoder(nn.Module):
+    def __init__(self, n_features=8):
+        super().__init__()
+        self.n_features = n_features
+        self.body = nn.Sequential(nn.Conv2d(1, n_features, 3, padding=1), nn.BatchNorm2d(n_features), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    def forward(self, x): return self.body((x - 0.5) / 0.25)
+
+def encoders():
+    torch.manual_seed(0); a = TinyEncoder()
+    torch.manual_seed(1); b = TinyEncoder()
+    return dict(A=a, B=b)
+
+def toy_task(n=48, size=16):
+    g = torch.Generator().manual_seed(0)
+    lab = (torch.arange(n)//2) % 2
+    x = (torch.rand(n, 1, size, size, generator=g)*150 + 60*lab[:, None, None, None]).to(torch.uint8)
+    df = pd.DataFrame(dict(path=[f'img{i:02d}.png' for i in range(n)], label=lab.numpy(), group=[f'p{i//2:02d}' for i in range(n)],
+                           fold=(np.arange(n)//4) % 3))
+    return df, x
+
+class Stop(Exception): pass
+
+def key(r): return tuple(r[c] for c in UNIT_COLS)
+
+def _sorted(df, extra): return df.sort_values(UNIT_COLS + extra).reset_index(drop=True)
+
+def test_resume(tmp_path):
+    df, x = toy_task()
+    kw = dict(n_folds=3, repeats=2, size=16, epochs=2, bs=8, lr=1e-2, device='cpu', inputs=x)
+    ref_auc, ref_scores = run_transfer(encoders(), df, 'toy', **kw)
+    n_units = 2*3*3*2
+    assert len(ref_auc) == n_units
+
+    first = []
+    def stop_after_7(row):
+        first.append(key(row))
+        if len(first) == 7: raise Stop
+    with pytest.raises(Stop): run_transfer(encoders(), df, 'toy', out_dir=tmp_path, callback=stop_after_7, **kw)
+    assert len(pd.read_csv(tmp_path/'auc.csv')) == 7
+    # a unit killed half-way: its scores are on disk, its AUC row is not
+    sc = pd.read_csv(tmp_path/'scores.csv')
+    sc.iloc[:3].assign(repeat=99).to_csv(tmp_path/'scores.csv', mode='a', header=False, index=False)
+
+    second = []
+    auc, scores = run_transfer(encoders(), df, 'toy', out_dir=tmp_path, callback=lambda r: second.append(key(r)), **kw)
+    assert len(second) == n_units - 7 and not set(first) & set(second)    # nothing finished was redone
+    assert (scores['repeat'] != 99).all()                                # the half-written unit's scores were dropped
+    cols = UNIT_COLS + ['auc', 'n_train', 'n_valid', 'n_test', 'best_epoch', 'C']
+    pd.testing.assert_frame_equal(_sorted(auc[cols], []), _sorted(ref_auc[cols], []), check_exact=False, rtol=1e-9, atol=1e-12)
+    scols = UNIT_COLS + ['case', 'group', 'label', 'score']
+    pd.testing.assert_frame_equal(_sorted(scores[scols], ['case']), _sorted(ref_scores[scols], ['case']),
+                                  check_exact=False, rtol=1e-9, atol=1e-12, check_dtype=False)
+
+    # a third run has nothing left to do; more repeats later only run the new units
+    third = []
+    run_transfer(encoders(), df, 'toy', out_dir=tmp_path, callback=lambda r: third.append(r), **kw)
+    assert third == []
+    more = []
+    auc3, _ = run_transfer(encoders(), df, 'toy', out_dir=tmp_path, callback=lambda r: more.append(r), **{**kw, 'repeats': 3})
+    assert len(more) == 2*3*3 and len(auc3) == n_units + 2*3*3
+
+def test_changed_settings_refused(tmp_path):
+    df, x = toy_task()
+    kw = dict(n_folds=3, repeats=1, size=16, epochs=1, bs=8, lr=1e-2, device='cpu', inputs=x, protocols=('sklearn',))
+    run_transfer(encoders(), df, 'toy', out_dir=tmp_path, **kw)
+    with pytest.raises(ValueError, match='other settings'):
+        run_transfer(encoders(), df, 'toy', out_dir=tmp_path, **{**kw, 'lr': 1e-3})
+    auc, _ = run_transfer(encoders(), df, 'toy', out_dir=tmp_path, resume=False, **{**kw, 'lr': 1e-3})
+    assert len(auc) == 2*3

@@ -11,7 +11,7 @@ def _shared(sub):
 def test_sklearn_probe_untrained(task):
     from modan_nb import data
     from modan_nb.models import create_encoder
-    from modan_nb.transfer import run_transfer, summary_aucs
+    from modan_nb.transfer import run_transfer
     torch.set_num_threads(2)
     root = _shared(task)
     df = data.read_busi(root, include_normal=False) if task == 'busi' else data.read_ddti(root)
@@ -21,5 +21,5 @@ def test_sklearn_probe_untrained(task):
     auc, scores = run_transfer({'Scratch': enc}, df, task, protocols=('sklearn',), n_folds=3, repeats=1, size=32, device='cpu')
     print(f"{task}: {len(df)} images, {time.time()-t:.1f}s, fold AUCs {auc.auc.round(3).tolist()}")
     assert len(auc) == 3 and scores.groupby('fold')['case'].nunique().sum() == len(df)
-    mean_auc = summary_aucs(auc)['auc'].iloc[0]
+    mean_auc = auc["auc"].mean()   # one repeat: the summary AUC
     assert 0.5 < mean_auc < 1, mean_auc

@@ -12,7 +12,7 @@ of mixed sizes, grayscale and RGB):
 and the time `modan_nb.synth.make_demo_data` takes to write the demo-scale SynthRIN into a temporary folder (skipped, with
 a message, where modan_nb.synth does not exist yet).
 """
-import argparse, os, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -85,6 +85,9 @@ def main():
     else:
         paths, t = timed(lambda: make_demo_data(root=tmp/'synth', seed=0))
         n_png = sum(1 for _ in (tmp/'synth').rglob('*.png'))
-        print(f"SynthRIN demo-scale generation (make_demo_data): {t:.1f}s, {n_png} PNG files written")
+        parts = json.loads((tmp/'synth'/'synth_manifest.json').read_text()).get('seconds', {})
+        print(f"SynthRIN demo-scale generation (make_demo_data): {t:.1f}s, {n_png} PNG files written; "
+              + ', '.join(f'{k} {v:.1f}s' for k, v in parts.items()))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == '__main__': main()

@@ -13,11 +13,12 @@ from scipy import ndimage as ndi
 
 # %% auto #0
 __all__ = ['PROPS', 'TISSUES', 'EDGE', 'US_GEOMETRY', 'KNEE_FINDINGS', 'SYNTH_PAIRS', 'CT_WINDOWS', 'TASK_SEPARATION',
-           'MRNET_PLANES', 'DEMO_VERSION', 'tissue', 'mix', 'Canvas', 'grid', 'jitter', 'soft', 'ellipse', 'blob',
-           'segment', 'box', 'smooth_noise', 'sigmoid', 'ring', 'render_ct', 'render_mr', 'render_us', 'ellipsoid',
-           'capsule', 'knee_anatomy', 'knee', 'nodule_features', 'mass_features', 'synth_classes', 'to_uint8',
-           'synth_image', 'run_jobs', 'make_synthrin', 'latent_score', 'bayes_auc', 'knee_findings', 'knee_volume',
-           'mrnet_exam', 'make_mrnet', 'busi_image', 'make_busi', 'ddti_crop', 'make_ddti', 'make_demo_data']
+           'MRNET_PLANES', 'DEMO_VERSION', 'tissue', 'mix', 'Canvas', 'paint_only', 'grid', 'jitter', 'soft', 'ellipse',
+           'blob', 'segment', 'box', 'smooth_noise', 'sigmoid', 'ring', 'render_ct', 'mr_contrast', 'render_mr',
+           'render_us', 'ellipsoid', 'capsule', 'knee_anatomy', 'knee', 'nodule_features', 'mass_features',
+           'synth_classes', 'to_uint8', 'synth_image', 'run_jobs', 'make_synthrin', 'latent_score', 'bayes_auc',
+           'knee_findings', 'knee_volume', 'mrnet_exam', 'make_mrnet', 'busi_image', 'make_busi', 'ddti_crop',
+           'make_ddti', 'make_demo_data']
 
 # %% ../nbs/02_synth.ipynb #d9c187fe
 PROPS = ('hu', 't1', 't2', 'echo', 'atten', 'fat')
@@ -65,19 +66,29 @@ def mix(a, b, f):
     return a + (b - a) * f
 
 class Canvas:
-    "Tissue-property maps `P` (6, *shape) painted back-to-front with soft masks."
-    def __init__(self, shape, background='air'):
-        self.P = np.empty((len(PROPS),) + tuple(shape), np.float32)
-        self.P[:] = tissue(background).reshape(-1, *[1] * len(shape))
+    """Property maps `P` (k, *shape) painted back-to-front with soft masks. By default k = 6, the `PROPS`; `props` (names,
+    or a function of a tissue's property vector, e.g. an MR contrast) makes a canvas paint only what its renderer reads."""
+    props = PROPS  # class default; `paint_only` changes it for the canvases a renderer's phantom creates
+    def __init__(self, shape, background='air', props=None):
+        props = props or Canvas.props
+        self.f = props if callable(props) else (lambda v, i=[PROPS.index(p) for p in props]: v[i])
+        bg = np.atleast_1d(self.f(tissue(background))).astype(np.float32)
+        self.P = np.empty((len(bg),) + tuple(shape), np.float32)
+        self.P[:] = bg.reshape(-1, *[1] * len(shape))
     def paint(self, t, mask):
-        "Replace the tissue under `mask` (0..1) by `t` (a name or a property vector)."
-        v = (tissue(t) if isinstance(t, str) else np.asarray(t, np.float32))[:, None]
-        m = np.broadcast_to(mask, self.P.shape[1:]).reshape(-1)
-        P = self.P.reshape(len(PROPS), -1)
-        idx = np.flatnonzero(m)
-        if idx.size > m.size // 3: P += (v - P) * m
-        elif idx.size: P[:, idx] += (v - P[:, idx]) * m[idx]
+        "Replace the tissue under `mask` (0..1) by `t` (a name or a property vector): P += (t - P) * mask, densely."
+        v = np.atleast_1d(self.f(tissue(t) if isinstance(t, str) else np.asarray(t, np.float32)))
+        for r in range(len(v)):
+            d = v[r] - self.P[r]; d *= mask; self.P[r] += d
         return self
+
+from contextlib import contextmanager
+@contextmanager
+def paint_only(props):
+    "Within this block, new `Canvas`es paint only `props` (names such as ('hu',) or a function of the property vector)."
+    old, Canvas.props = Canvas.props, props
+    try: yield
+    finally: Canvas.props = old
 
 # %% ../nbs/02_synth.ipynb #0b7e5807
 def grid(size, extent=1.):
@@ -94,17 +105,22 @@ def jitter(rng, Y, X, rot=8., scale=.08, shift=.05):
 
 def _uv(Y, X, cy, cx, ang):
     dy, dx = Y - cy, X - cx
+    if ang == 0: return dy, dx
     c, s = np.cos(ang), np.sin(ang)
     return c * dy - s * dx, s * dy + c * dx
 
 def soft(d):
     "Soft inside-mask from a signed distance `d` (> 0 inside)."
-    return np.clip(d / EDGE + .5, 0, 1)
+    m = d * np.float32(1 / EDGE); m += np.float32(.5)
+    if not isinstance(m, np.ndarray): return np.clip(m, 0, 1)
+    np.maximum(m, 0, out=m); return np.minimum(m, 1, out=m)
 
 def ellipse(Y, X, cy, cx, ry, rx, ang=0.):
     "Soft ellipse centred at (cy, cx) with radii (ry, rx), rotated by `ang` radians."
     u, v = _uv(Y, X, cy, cx, ang)
-    return soft((1 - np.sqrt((u / ry)**2 + (v / rx)**2)) * min(ry, rx))
+    q = np.square(u * np.float32(1 / ry)) + np.square(v * np.float32(1 / rx))   # squared elliptic radius
+    d = np.sqrt(q, out=q); d -= 1; d *= -min(ry, rx)
+    return soft(d)
 
 def blob(Y, X, cy, cx, ry, rx, ang=0., irregular=0., spiculated=0., rng=None):
     "An ellipse whose radius is modulated by low harmonics (`irregular`, lobulated margin) and sharp spikes (`spiculated`)."
@@ -133,7 +149,7 @@ def box(Y, X, cy, cx, hy, hx, ang=0., round_=.02):
 
 def smooth_noise(rng, shape, sigma):
     "Gaussian-filtered white noise of unit standard deviation: texture, bias fields, heterogeneity."
-    n = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode='wrap')
+    n = ndi.gaussian_filter(rng.standard_normal(shape, np.float32), sigma, mode='wrap', truncate=3.)
     return n / (n.std() + 1e-8)
 
 def sigmoid(x): return 1 / (1 + np.exp(-x))
@@ -157,20 +173,24 @@ def render_ct(P, rng, window=(40, 400), noise=(.012, .035), fov=(.9, 1.)):
 
 # %% ../nbs/02_synth.ipynb #2d1bfc21
 def _bias_field(rng, shape, strength):
-    axes = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing='ij')
+    axes = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing='ij', sparse=True)  # open grid: broadcast
     lin = sum(rng.uniform(-1, 1) * a for a in axes) + rng.uniform(-1, 1) * sum(a * a for a in axes) / len(axes)
     return np.exp(strength * lin).astype(np.float32)
 
+def mr_contrast(t2w, fatsat=False):
+    "The MR signal of tissue properties `v` (a vector or maps): a T1/T2 mix, fat suppressed or not."
+    return lambda v: ((1 - t2w) * v[1] + t2w * v[2]) * ((1 - .85 * v[5]) if fatsat else 1)
+
 def render_mr(P, rng, t2w=None, fatsat=False, noise=(.015, .05), bias=.3):
-    "MR: T1/T2 mix (optionally fat-suppressed), smooth PSF, slow bias field, Rician noise; works on 2D slices or 3D stacks."
+    """MR: T1/T2 mix (optionally fat-suppressed), smooth PSF, slow bias field, Rician noise; works on 2D slices or 3D stacks.
+    `P` holds the 6 property maps, or one map already painted with `mr_contrast(t2w, fatsat)` (signal averaged over partial volumes)."""
     w = rng.uniform(.2, .9) if t2w is None else t2w
-    s = (1 - w) * P[1] + w * P[2]
-    if fatsat: s = s * (1 - .85 * P[5])
-    sig = (.6,) * 2 if s.ndim == 2 else (0, .6, .6)
-    s = ndi.gaussian_filter(s, sig) * (1 + .05 * smooth_noise(rng, s.shape, 2.5))
+    s = P[0] if len(P) == 1 else mr_contrast(w, fatsat)(P)
+    sig, tex = ((.6, .6), 2.5) if s.ndim == 2 else ((0, .6, .6), (.8, 2.5, 2.5))  # stacks: slices ~3 px apart
+    s = ndi.gaussian_filter(s, sig) * (1 + .05 * smooth_noise(rng, s.shape, tex))
     s = s * _bias_field(rng, s.shape, rng.uniform(.5, 1) * bias)
     sd = rng.uniform(*noise)
-    s = np.sqrt((s + sd * rng.standard_normal(s.shape))**2 + (sd * rng.standard_normal(s.shape))**2)
+    s = np.hypot(s + sd * rng.standard_normal(s.shape, np.float32), sd * rng.standard_normal(s.shape, np.float32))
     return np.clip(s / (np.percentile(s, 99.5) + 1e-6), 0, 1)
 
 # %% ../nbs/02_synth.ipynb #1a062005
@@ -180,6 +200,15 @@ US_GEOMETRY = {  # apex height, first and last depth, half-angle (radians): the 
     'crop':   (-6., 4.6, 7.4, .3),      # inside the field: a crop around a nodule (no border)
 }
 
+from functools import lru_cache
+@lru_cache(maxsize=16)
+def _scan_conversion(size, ya, r0, r1, half):
+    "Where each output pixel lies in (beam depth, beam angle) index space, and which pixels are outside the field (cached)."
+    Y, X = grid(size)
+    ir = (np.hypot(X, Y - ya) - r0) / (r1 - r0) * (size - 1)
+    it = (np.arctan2(X, Y - ya) + half) / (2 * half) * (size - 1)
+    return np.stack([ir, it]), (ir < 0) | (ir > size - 1) | (it < 0) | (it > size - 1)
+
 def render_us(phantom, rng, size, geometry='linear', kappa=1.1, dyn_range=(42, 55), gain=(-3, 3)):
     """US: the phantom (a function of (Y, X) returning a `Canvas`) is sampled along the beams of the probe, then
     echogenicity x multiplicative speckle x attenuation accumulated along each beam (shadowing, enhancement)
@@ -188,22 +217,20 @@ def render_us(phantom, rng, size, geometry='linear', kappa=1.1, dyn_range=(42, 5
     nr, nt = size, size
     r = np.linspace(r0, r1, nr, dtype=np.float32)[:, None]
     th = np.linspace(-half, half, nt, dtype=np.float32)[None, :]
-    P = phantom(ya + r * np.cos(th), r * np.sin(th)).P
-    E, A = P[3] * np.clip(1 + .2 * smooth_noise(rng, (nr, nt), 1.2), .3, None), P[4]
+    with paint_only(('echo', 'atten')): E0, A = phantom(ya + r * np.cos(th), r * np.sin(th)).P
+    E = E0 * np.clip(1 + .2 * smooth_noise(rng, (nr, nt), 1.2), .3, None)
     step = (r1 - r0) / nr
     T = np.exp(-kappa * (np.cumsum(A, 0) - A) * step + kappa * .6 * (r - r0))  # attenuation along the beam, TGC for soft tissue
-    refl = np.maximum(np.diff(P[3], axis=0, prepend=P[3][:1]), 0)             # specular echo where the beam enters denser tissue
-    h = rng.standard_normal((2, nr, nt)).astype(np.float32)
+    refl = np.maximum(np.diff(E0, axis=0, prepend=E0[:1]), 0)             # specular echo where the beam enters denser tissue
+    h = rng.standard_normal((2, nr, nt), np.float32)
     h = ndi.gaussian_filter(h, (0, .6, 1.))
     spk = np.hypot(h[0], h[1]); spk /= spk.mean()                              # fully developed speckle: Rayleigh amplitude
     amp = (E + 1.5 * refl) * spk * T + .01 * np.abs(rng.standard_normal((nr, nt)))
     db = 20 * np.log10(amp + 1e-6) + rng.uniform(*gain) - 5
     b = np.clip(1 + db / rng.uniform(*dyn_range), 0, 1)
-    Y, X = grid(size)
-    ir = (np.hypot(X, Y - ya) - r0) / (r1 - r0) * (nr - 1)
-    it = (np.arctan2(X, Y - ya) + half) / (2 * half) * (nt - 1)
-    img = ndi.map_coordinates(b, [ir, it], order=1, cval=0.)
-    img[(ir < 0) | (ir > nr - 1) | (it < 0) | (it > nt - 1)] = 0
+    coords, outside = _scan_conversion(size, ya, r0, r1, half)
+    img = ndi.map_coordinates(b, coords, order=1, cval=0.)
+    img[outside] = 0
     return img
 
 # %% ../nbs/02_synth.ipynb #fbd20f05
@@ -370,7 +397,7 @@ def knee(X, Y, Z, a, f):
     """A 3D knee (X medial-lateral, Y superior-inferior, Z anterior-posterior, in [-1, 1]) with anatomy `a`
     (`knee_anatomy`) and findings `f` (dict of `KNEE_FINDINGS` strengths in 0..1); returns a `Canvas`."""
     s = a['s'] / .78; X, Y, Z = X / s, Y / s, Z / s + a['flex'] * Y  # the knee fills the field of view
-    cv = Canvas(X.shape)
+    cv = Canvas(np.broadcast_shapes(X.shape, Y.shape, Z.shape))  # coordinates may be broadcastable (a slice axis of length 1)
     body = soft((1 - np.sqrt((X / .85)**2 + (Z / .78)**2)) * .78)
     cv.paint('skin', body).paint('fat', soft((1 - np.sqrt((X / (.83))**2 + (Z / .76)**2)) * .76))
     inner = soft((1 - np.sqrt((X / (.83 - a['fat']))**2 + (Z / (.76 - a['fat']))**2)) * .6)
@@ -572,11 +599,13 @@ def synth_image(modality:str, # 'CT', 'MR' or 'US'
     if modality == 'US':
         return to_uint8(render_us(lambda Y, X: fn(rng, Y, X, label, c), rng, size, 'convex' if anatomy == 'abdomen' else 'linear'))
     Y, X = grid(size)
-    P = fn(rng, Y, X, label, c).P
     if modality == 'CT':
+        with paint_only(('hu',)): P = fn(rng, Y, X, label, c).P
         wins = CT_WINDOWS[anatomy]
         return to_uint8(render_ct(P, rng, wins[rng.integers(len(wins))]))
-    return to_uint8(render_mr(P, rng, fatsat=(anatomy in ('knee', 'shoulder')) and rng.random() < .6))
+    w, fs = rng.uniform(.2, .9), (anatomy in ('knee', 'shoulder')) and rng.random() < .6   # the protocol, chosen first
+    with paint_only(mr_contrast(w, fs)): P = fn(rng, Y, X, label, c).P
+    return to_uint8(render_mr(P, rng, t2w=w, fatsat=fs))
 
 # %% ../nbs/02_synth.ipynb #b59965e0
 def _call(job):
@@ -660,12 +689,13 @@ def knee_volume(rng, a, f, plane, n_slices, size=64, shift=(0, 0, 0)):
     "One MR volume (uint8 (n_slices, size, size)) of the knee (`knee_anatomy` a, findings f) in `plane`."
     axis, (t2w, fs) = MRNET_PLANES[plane]
     s = np.linspace(-.6, .6, n_slices, dtype=np.float32)[:, None, None]
-    Y, X = grid(size); Y, X = Y[None].astype(np.float32), X[None].astype(np.float32)
-    if axis == 'x': Xk, Yk, Zk = s + 0 * Y, Y + 0 * s, X + 0 * s
-    elif axis == 'z': Xk, Yk, Zk = X + 0 * s, Y + 0 * s, s + 0 * Y
-    else: Xk, Yk, Zk = X + 0 * s, s + 0 * Y, Y + 0 * s
-    P = knee(Xk + shift[0], Yk + shift[1], Zk + shift[2], a, f).P
-    return to_uint8(render_mr(P, rng, t2w=t2w + rng.uniform(-.1, .1), fatsat=fs))
+    c = grid(size)[0][:, 0]; Y, X = c[None, :, None], c[None, None, :]   # (1, H, 1), (1, 1, W): broadcast, never materialised
+    if axis == 'x': Xk, Yk, Zk = s, Y, X
+    elif axis == 'z': Xk, Yk, Zk = X, Y, s
+    else: Xk, Yk, Zk = X, s, Y
+    w = t2w + rng.uniform(-.1, .1)
+    with paint_only(mr_contrast(w, fs)): P = knee(Xk + shift[0], Yk + shift[1], Zk + shift[2], a, f).P
+    return to_uint8(render_mr(P, rng, t2w=w, fatsat=fs))
 
 def mrnet_exam(seed, y, size=64, slices=(10, 16), difficulty=.5):
     "The three volumes {plane: uint8 (S, size, size)} of one synthetic knee exam with ACL tear `y`."
@@ -763,7 +793,7 @@ def _write_ddti_case(case, folder, size, seed, difficulty, p_malignant, p_unlabe
     return rows
 
 # %% ../nbs/02_synth.ipynb #61fa2ef7
-DEMO_VERSION = 1  # bump when the generator changes, so cached demo data is rebuilt
+DEMO_VERSION = 2  # bump when the generator changes, so cached demo data is rebuilt
 
 def make_demo_data(root:str|Path|None=None, # where to write; None = `data_dir()`
                    size:int=64, # image size (px)

@@ -1,0 +1,25 @@
+"The distributed path (fastai's distrib_ctx + accelerate) on 2 CPU processes with gloo; the loss sees the global batch."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+sys.path.insert(0, str(Path(__file__).parent))
+from _pretrain_helpers import tiny_table
+
+pytest.importorskip('accelerate', reason="fastai's distributed training needs accelerate")
+
+def test_two_process_pretrain(tmp_path):
+    csv = tiny_table(tmp_path, n=16, px=24)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(Path(__file__).parents[1]), IN_TEST='1', MODAN_DEVICE='cpu',
+               CUDA_VISIBLE_DEVICES='')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29531',
+           str(Path(__file__).parent/'_distributed_worker.py'), str(csv), str(tmp_path)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in range(2)]
+    for o in res:
+        assert o['ws'] == 2
+        # bs=8 is the global batch: 4 images per process, 2 views each; the loss saw both processes' 8 images
+        assert o['seen'] and all(n == 8 for n in o['seen']), o['seen']
+        assert o['n_steps'] == 2 # 16 images / global batch 8
+        assert abs(o['loss'] - o['ref']) < 1e-5 and o['grad_ok']
+    assert res[0]['encoder'] # rank 0 saved the encoder

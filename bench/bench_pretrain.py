@@ -27,7 +27,7 @@ def plain_loop(csv, bs, size, epochs, seed=0):
     seed_everything(seed)
     dls = pretrain_dls(csv, size=size, bs=bs, device='cpu', seed=seed)
     model = ContrastiveModel(create_encoder())
-    aug, loss_fn = ViewAugment(size=size), make_loss('modan', gather=False)
+    aug, loss_fn = ViewAugment(size=size), make_loss('modan')
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     model.train(); n, t0 = 0, None
     for _ in range(epochs):

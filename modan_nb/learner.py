@@ -28,10 +28,10 @@ from .metadata import DEFAULT_FIELDS
 from .models import create_encoder, ContrastiveModel, Encoder, save_encoder
 
 # %% auto #0
-__all__ = ['TARGETS', 'RECIPES', 'NEEDS', 'crop_thetas', 'ViewAugment', 'MultiViewCallback', 'gather_batch', 'MultiViewLoss',
-           'make_loss', 'make_opt_func', 'LinearClassifier', 'ResumableCheckpoint', 'ResumableCSVLogger',
-           'NoValidation', 'check_pretrain_table', 'pretrain', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain',
-           'ce_pretrain', 'pretrain_cli']
+__all__ = ['TARGETS', 'RECIPES', 'NEEDS', 'crop_thetas', 'ViewAugment', 'MultiViewCallback', 'MultiViewLoss', 'make_loss',
+           'make_opt_func', 'LinearClassifier', 'ResumableCheckpoint', 'ResumableCSVLogger', 'NoValidation',
+           'check_pretrain_table', 'pretrain', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain',
+           'pretrain_cli']
 
 # %% ../nbs/06_learner.ipynb #af867e08
 def _uniform(n, lo, hi, device): return torch.empty(n, device=device).uniform_(lo, hi)
@@ -166,34 +166,20 @@ class MultiViewCallback(Callback):
         return fig
 
 # %% ../nbs/06_learner.ipynb #5118eb52
-def _world_size(): return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
-
-def gather_batch(z:torch.Tensor, # this process's rows, shape (B, ...)
-                 grad:bool=True, # keep the gradient through the gather (projections); False for targets
-                )->torch.Tensor:
-    "Concatenate `z` over all processes (rank order) along dim 0; `z` itself when not distributed."
-    if _world_size() == 1: return z
-    if grad:
-        import torch.distributed.nn.functional as dnn
-        return torch.cat(dnn.all_gather(z.contiguous()), 0)
-    out = [torch.empty_like(z) for _ in range(_world_size())]
-    torch.distributed.all_gather(out, z.contiguous())
-    return torch.cat(out, 0)
-
 class MultiViewLoss(nn.Module):
-    "Reshape `(V*B, D)` projections to `(B, V, D)`, gather across processes, and apply a contrastive `loss`."
+    "Reshape `(V*B, D)` projections to `(B, V, D)` and apply a contrastive `loss` (which gathers across processes itself)."
     def __init__(self, loss:nn.Module, # e.g. JaccardSupConLoss(); called as loss(z, y) or loss(z)
-                 n_views:int=2, needs_target:bool=True, gather:bool=True):
-        super().__init__(); store_attr()
+                 n_views:int=2, # views per image, V
+                 needs_target:bool=True, # False for losses without labels (NT-Xent)
+                ):
+        super().__init__(); store_attr(); self.last_stats = {}
     def forward(self, pred, y=None):
         V = self.n_views
         if pred.shape[0] % V: raise ValueError(f"{pred.shape[0]} projections do not split into {V} views")
         z = pred.float().view(V, pred.shape[0]//V, -1).transpose(0, 1)
-        if self.gather:
-            z = gather_batch(z)
-            if y is not None and self.needs_target: y = gather_batch(y, grad=False)
-        self.n_seen = z.shape[0] # images in the loss: the global batch when distributed
-        return self.loss(z, y) if self.needs_target else self.loss(z)
+        out = self.loss(z, y) if self.needs_target else self.loss(z)
+        self.last_stats = dict(getattr(self.loss, 'last_stats', {}), n_images=z.shape[0], n_views=V)
+        return out
 
 # %% ../nbs/06_learner.ipynb #6c5bb01c
 _SGD = dict(opt='sgd', lr=0.05, mom=0.9, wd=1e-4, bs=256, epochs=1000, schedule='cosine', pct_start=0.01, n_views=2)
@@ -206,16 +192,16 @@ RECIPES = {
 }
 NEEDS = {'modan': 'fields', 'supcon': 'fields', 'ce': 'label', 'simclr': None}
 
-def make_loss(method:str, temperature:float|None=None, tau:float|None=None, n_views:int=2, gather:bool=True)->nn.Module:
+def make_loss(method:str, temperature:float|None=None, tau:float|None=None, n_views:int=2)->nn.Module:
     "The loss of `method` as the learner calls it: `loss(pred, y)`."
     from modan_nb.losses import JaccardSupConLoss, SupConLoss, NTXentLoss
     r = RECIPES[method]
     T = r['temperature'] if temperature is None else temperature
     tau = r['tau'] if tau is None else tau
     if r['loss'] == 'ce': return nn.CrossEntropyLoss()
-    if r['loss'] == 'jaccard': return MultiViewLoss(JaccardSupConLoss(temperature=T, threshold=tau), n_views, True, gather)
-    if r['loss'] == 'supcon': return MultiViewLoss(SupConLoss(temperature=T), n_views, True, gather)
-    return MultiViewLoss(NTXentLoss(temperature=T), n_views, False, gather)
+    if r['loss'] == 'jaccard': return MultiViewLoss(JaccardSupConLoss(temperature=T, threshold=tau), n_views, True)
+    if r['loss'] == 'supcon': return MultiViewLoss(SupConLoss(temperature=T), n_views, True)
+    return MultiViewLoss(NTXentLoss(temperature=T), n_views, False)
 
 def make_opt_func(opt:str, mom:float, wd:float):
     "PyTorch's SGD (momentum, coupled weight decay) or Adam (default betas), as a fastai `opt_func`."
@@ -410,8 +396,7 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `RECIPES`
         if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
         model = LinearClassifier(encoder, len(voc))
     else: model = ContrastiveModel(encoder, head)
-    gather = True
-    loss = make_loss(method, temperature, tau, n_views, gather)
+    loss = make_loss(method, temperature, tau, n_views)
     if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
     aug = aug if aug is not None else ViewAugment(size=size)
     path = Path(path) if path is not None else runs_dir(method)

@@ -802,6 +802,7 @@ def make_demo_data(root:str|Path|None=None, # where to write; None = `data_dir()
                    difficulty:float=.5,
                    n_per_class:int=80, # SynthRIN images per class (32 classes)
                    mrnet:tuple=(120, 30), # MRNet-like exams (train, valid)
+                   mrnet_slices:tuple=(10, 16), # min and max slices per MRNet-like volume
                    busi:int=400, # BUSI-like images
                    ddti:int=150, # DDTI-like cases
                    workers:int|None=None, # processes (see `run_jobs`)
@@ -812,7 +813,7 @@ def make_demo_data(root:str|Path|None=None, # where to write; None = `data_dir()
     root = Path(root) if root is not None else data_dir()
     out = {'synthrin': root / 'synthrin' / 'metadata.csv', 'mrnet': root / 'tasks' / 'mrnet', 'busi': root / 'tasks' / 'busi', 'ddti': root / 'tasks' / 'ddti'}
     params = dict(version=DEMO_VERSION, size=size, seed=seed, difficulty=difficulty, n_per_class=n_per_class,
-                  mrnet=list(mrnet), busi=busi, ddti=ddti)
+                  mrnet=list(mrnet), busi=busi, ddti=ddti, **({} if tuple(mrnet_slices) == (10, 16) else dict(mrnet_slices=list(mrnet_slices))))
     man = root / 'synth_manifest.json'
     done = [out['synthrin'], out['mrnet'] / 'valid-acl.csv', out['busi'] / 'normal', out['ddti'] / 'diagnosis.csv']
     if not force and man.exists() and all(p.exists() for p in done):
@@ -824,7 +825,7 @@ def make_demo_data(root:str|Path|None=None, # where to write; None = `data_dir()
         if p.exists(): shutil.rmtree(p)
     times, t0 = {}, time.perf_counter()
     make_synthrin(root / 'synthrin', n_per_class, size, seed, difficulty=difficulty, workers=workers); times['synthrin'] = time.perf_counter() - t0
-    make_mrnet(out['mrnet'], *mrnet, size=size, seed=seed, difficulty=difficulty, workers=workers); times['mrnet'] = time.perf_counter() - t0 - sum(times.values())
+    make_mrnet(out['mrnet'], *mrnet, size=size, slices=tuple(mrnet_slices), seed=seed, difficulty=difficulty, workers=workers); times['mrnet'] = time.perf_counter() - t0 - sum(times.values())
     make_busi(out['busi'], busi, size, seed, difficulty, workers=workers); times['busi'] = time.perf_counter() - t0 - sum(times.values())
     make_ddti(out['ddti'], ddti, size, seed, difficulty, workers=workers); times['ddti'] = time.perf_counter() - t0 - sum(times.values())
     man.write_text(json.dumps(dict(params=params, seconds={k: round(v, 2) for k, v in times.items()}), indent=1))

@@ -1,37 +1,40 @@
 "Run by tests/test_distributed_pretrain.py under torchrun (2 CPU processes, gloo)."
 import os, sys, json
 from pathlib import Path
+from unittest import mock
 import torch
 from fastai.callback.core import Callback
 sys.path.insert(0, str(Path(__file__).parent))
-from modan_nb.learner import modan_pretrain, MultiViewLoss, gather_batch
+import modan_nb.losses as losses
+from modan_nb.learner import modan_pretrain, make_loss
 
 class SeenBatch(Callback):
-    "Record how many images the contrastive loss saw in each step."
+    "Record what the contrastive loss saw in each step (its own diagnostics)."
     order = 100
     def before_fit(self): self.seen = []
-    def after_loss(self): self.seen.append(self.learn.loss_func.n_seen)
+    def after_loss(self):
+        st = self.learn.loss_func.last_stats
+        self.seen.append(dict(n_images=st['n_images'], n_anchors=st['n_anchors'], n_valid_global=int(st['n_valid_global'])))
 
 def main(csv, out):
     torch.set_num_threads(1)
     seen = SeenBatch()
     learn = modan_pretrain(csv, epochs=1, bs=8, size=16, path=Path(out)/'run', cbs=[seen], progress=False)
     rank, ws = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    # the gather is exact: this rank's part of the global loss and gradient
+    # the learner's loss (reshape + the real Jaccard loss, gathering once) against one process on the whole batch
     torch.manual_seed(0)
-    pred, y = torch.randn(2*4*ws, 8), torch.randint(0, 2, (4*ws, 3)).float()
-    y[:, 0] = 1
     V, B = 2, 4
+    pred, y = torch.randn(V*B*ws, 8), torch.randint(0, 2, (B*ws, 3)).float()
+    y[:, 0] = 1
     mine = torch.cat([pred[v*B*ws + rank*B: v*B*ws + (rank+1)*B] for v in range(V)]).requires_grad_()
-    class Dot(torch.nn.Module): # any loss of all pairs: sum of the Gram matrix weighted by y
-        def forward(self, z, y): f = z.reshape(-1, z.shape[-1]); w = y @ y.T; return (w.repeat(V, V)*(f @ f.T)).mean()
-    loss = MultiViewLoss(Dot(), V)(mine, y[rank*B:(rank+1)*B])
+    loss = make_loss('modan')(mine, y[rank*B:(rank+1)*B])
     loss.backward()
     full = pred.clone().requires_grad_()
-    ref = MultiViewLoss(Dot(), V, gather=False)(full, y)
+    with mock.patch.object(losses, 'world_size', lambda: 1): ref = make_loss('modan')(full, y) # no gather: one process's view
     ref.backward()
     ref_mine = torch.cat([full.grad[v*B*ws + rank*B: v*B*ws + (rank+1)*B] for v in range(V)])
-    res = dict(rank=rank, ws=ws, seen=seen.seen, n_steps=learn.n_steps, loss=float(loss), ref=float(ref),
+    mean_loss = loss.detach().clone(); torch.distributed.all_reduce(mean_loss); mean_loss /= ws # what DDP's averaging optimises
+    res = dict(rank=rank, ws=ws, seen=seen.seen, n_steps=learn.n_steps, loss=float(mean_loss), ref=float(ref),
                grad_ok=bool(torch.allclose(mine.grad, ws*ref_mine, atol=1e-5)),
                encoder=(Path(out)/'run'/'encoder.pth').is_file())
     (Path(out)/f'rank{rank}.json').write_text(json.dumps(res))

@@ -75,3 +75,16 @@ def test_changed_settings_refused(tmp_path):
         run_transfer(encoders(), df, 'toy', out_dir=tmp_path, **{**kw, 'lr': 1e-3})
     auc, _ = run_transfer(encoders(), df, 'toy', out_dir=tmp_path, resume=False, **{**kw, 'lr': 1e-3})
     assert len(auc) == 2*3
+
+def test_tasks_share_an_out_dir(tmp_path):
+    "Two tasks in one folder: each call returns its own units; resume=False forgets only its own task."
+    df, x = toy_task()
+    kw = dict(n_folds=3, repeats=1, size=16, epochs=1, bs=8, lr=1e-2, device='cpu', inputs=x, protocols=('sklearn',), out_dir=tmp_path)
+    a1, s1 = run_transfer(encoders(), df, 't1', **kw)
+    a2, s2 = run_transfer(encoders(), df, 't2', **kw)
+    assert set(a1.task) == {'t1'} and set(a2.task) == {'t2'} and len(a1) == len(a2) == 2*3
+    assert set(s2.task) == {'t2'} and len(s2) == 2*len(df)
+    only_a, _ = run_transfer({'A': encoders()['A']}, df, 't1', **kw)     # a subset of what is on disk
+    assert set(only_a.method) == {'A'} and len(only_a) == 3
+    run_transfer(encoders(), df, 't1', **{**kw, 'resume': False})
+    assert len(pd.read_csv(tmp_path/'auc.csv')) == 2*2*3                # t2 kept, t1 redone once

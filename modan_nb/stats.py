@@ -544,7 +544,7 @@ def markdown_table(tab:pd.DataFrame, # a table; bold marks from `paper_table` at
     def cell(i, j):
         if 'auc' not in a: return _md_escape(tab.iat[i, j])
         av, pv, dg = a['auc'].iat[i, j], a['p'].iat[i, j], a['digits']
-        if pd.isna(av): return ''
+        if pd.isna(av): return '' if pd.isna(tab.iat[i, j]) else _md_escape(tab.iat[i, j])   # e.g. 'not run: <reason>'
         s = f'{av:.{dg}f}'
         if a['bold_auc'].iat[i, j]: s = f'**{s}**'
         if not pd.isna(pv): s += f" ({f'**{pv:.{dg}f}**' if a['bold_p'].iat[i, j] else f'{pv:.{dg}f}'})"

@@ -29,18 +29,12 @@ def load_table_images(table:pd.DataFrame|str|Path, # a table with a `path` colum
                       size:int=64, # images are resized to size x size
                       root:str|Path|None=None, # folder the paths are relative to (default: the CSV's folder)
                      )->torch.Tensor:
-    "A uint8 tensor (N,1,size,size) of the table's images (grayscale, bilinear antialiased resize)."
-    from modan_nb.data import load_image
+    "A uint8 tensor (N,1,size,size) of the table's images, decoded and resized as for pretraining (`data.decode_images`)."
+    from modan_nb.data import resolve_paths, decode_images
     if not isinstance(table, pd.DataFrame):
         root = root if root is not None else Path(table).parent
         table = pd.read_csv(table)
-    root = Path(root) if root is not None else None
-    out = []
-    for p in table['path']:
-        p = Path(p) if root is None or Path(p).is_absolute() else root/p
-        im = torch.from_numpy(np.ascontiguousarray(load_image(p)))[None, None].float()
-        out.append(F.interpolate(im, size=(size, size), mode='bilinear', antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)[0])
-    return torch.stack(out)
+    return decode_images(resolve_paths(table['path'], root), size)[0]
 
 def method_features(encoders:dict, # method name -> encoder
                     data, # a table (task or pretraining), an image tensor or a list of volumes

@@ -250,7 +250,7 @@ class ResumableCheckpoint(Callback):
     order = 65 # after the Recorder and CSVLogger have logged the epoch
     def __init__(self, fname:str|Path='checkpoint.pth', # relative to `learn.path`
                  info:dict|None=None): # plain values to keep (arch, method...), checked on resume
-        store_attr(); self.n_steps, self.start_epoch, self.skipping = 0, 0, False
+        store_attr(); self.steps_done, self.start_epoch, self.skipping = 0, 0, False
     @property
     def file(self): return Path(self.learn.path)/self.fname
     def before_fit(self):
@@ -259,7 +259,7 @@ class ResumableCheckpoint(Callback):
         self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
         self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
         self._recorded = None
-    def after_step(self): self.n_steps += 1
+    def after_step(self): self.steps_done += 1
     def before_epoch(self):
         # fastai still calls `after_epoch` for the epochs `start_epoch` skips: keep them out of the log and the Recorder
         self.skipping = self.epoch < self.start_epoch
@@ -271,17 +271,17 @@ class ResumableCheckpoint(Callback):
             self.learn.logger = self._logger
             del self.recorder.values[self._n[0]:], self.recorder.iters[self._n[1]:]
             return
-        self.learn.n_steps = self.n_steps
+        self.learn.n_steps = self.steps_done
         if rank_distrib(): return
         r = self.recorder
-        ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.n_steps, info=self.info or {},
+        ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.steps_done, info=self.info or {},
                   model=_unwrap(self.model).state_dict(), opt=_py(self.opt.state_dict()), rng=_rng_states(self.dls),
                   recorder=dict(losses=[float(o) for o in r.losses], lrs=[float(o) for o in r.lrs],
                                 iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values]))
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_name(self.file.name + '.tmp')
         torch.save(ck, tmp); os.replace(tmp, self.file)
-    def after_fit(self): self.learn.n_steps = self.n_steps
+    def after_fit(self): self.learn.n_steps = self.steps_done
 
     def restore(self, learn:Learner)->int:
         "Load the checkpoint into `learn`; return the epoch to start from."
@@ -295,7 +295,7 @@ class ResumableCheckpoint(Callback):
         learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
         _set_rng_states(ck['rng'], learn.dls)
         self._recorded = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it)
-        self.n_steps, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
+        self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
         return self.start_epoch
 
 # %% ../nbs/06_learner.ipynb #2df2bd9c
@@ -414,7 +414,7 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `RECIPES`
     learn.pretrain_info, learn.checkpoint = dict(info, lr=lr, bs=bs, size=size, seed=seed), ckpt
     start = 0
     if resume and ckpt.file.is_file(): start = ckpt.restore(learn)
-    learn.n_steps = ckpt.n_steps # optimiser steps so far (kept up to date by the checkpoint callback)
+    learn.n_steps = ckpt.steps_done # optimiser steps so far (kept up to date by the checkpoint callback)
     if not progress: learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))); learn.logger = lambda *a, **k: None
     if fit and start < epochs:
         _fit(learn, epochs, lr, pct_start, r['schedule'], mom, start)

@@ -162,11 +162,13 @@ def _stratified_sample(key:pd.Series, # one class per row
     return np.sort(np.concatenate(out))
 
 def pretrain_table(cfg:ExperimentConfig, run:Path)->tuple:
-    "The pretraining table (capped at `pretrain_max_images`, stratified by label) and the folder its paths are relative to."
+    "The pretraining table (capped at `pretrain_max_images`, stratified by class; without a `label` column the finding level is one value, so the supervised baseline learns the pair) and the folder its paths are relative to."
     from modan_nb.data import read_pretrain_table
     csv = Path(cfg.pretrain).expanduser()
     root = Path(cfg.pretrain_root).expanduser() if cfg.pretrain_root else csv.parent
     df = read_pretrain_table(csv, root=root) if 'root' in read_pretrain_table.__code__.co_varnames else read_pretrain_table(csv)
+    if 'label' not in df.columns:   # no finding level (e.g. a pool of modality/anatomy only): the supervised baseline classifies the pair
+        df = df.assign(label='any')
     if cfg.pretrain_max_images and len(df) > cfg.pretrain_max_images:
         key = df['class'] if 'class' in df.columns else df['modality'] + '/' + df['anatomy']
         df = df.loc[_stratified_sample(key, None, cfg.seed, frac=cfg.pretrain_max_images / len(df))].reset_index(drop=True)

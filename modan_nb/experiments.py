@@ -166,7 +166,7 @@ def pretrain_table(cfg:ExperimentConfig, run:Path)->tuple:
     from modan_nb.data import read_pretrain_table
     csv = Path(cfg.pretrain).expanduser()
     root = Path(cfg.pretrain_root).expanduser() if cfg.pretrain_root else csv.parent
-    df = read_pretrain_table(csv, root=root) if 'root' in read_pretrain_table.__code__.co_varnames else read_pretrain_table(csv)
+    df = read_pretrain_table(csv, root=root)
     if 'label' not in df.columns:   # no finding level (e.g. a pool of modality/anatomy only): the supervised baseline classifies the pair
         df = df.assign(label='any')
     if cfg.pretrain_max_images and len(df) > cfg.pretrain_max_images:

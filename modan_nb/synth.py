@@ -265,13 +265,18 @@ def _brain(rng, Y, X, label, c=1.):
 def _ct_table(cv, Y, X, y0):
     cv.paint(tissue('muscle', hu=250), segment(Y, X, (y0, -.9), (y0, .9), .025) * soft(.98 - np.hypot(Y, X)))
 
-def _abdomen(rng, Y, X, label, c=1.):
-    Y, X = jitter(rng, Y, X, rot=5)
-    by, bx, t = rng.uniform(.52, .66), rng.uniform(.8, .94), rng.uniform(.04, .13)
+def _ct_trunk(Y, X, by, bx, t):
+    "A CT canvas with the table, then the trunk's skin, subcutaneous fat and muscle wall (half-axes by, bx; wall t)."
     cv = Canvas(Y.shape)
     _ct_table(cv, Y, X, .05 + by + .07)
     cv.paint('skin', ellipse(Y, X, .05, 0, by, bx)).paint('fat', ellipse(Y, X, .05, 0, by - .015, bx - .015))
     cv.paint('muscle', ellipse(Y, X, .05, 0, by - t, bx - t))
+    return cv
+
+def _abdomen(rng, Y, X, label, c=1.):
+    Y, X = jitter(rng, Y, X, rot=5)
+    by, bx, t = rng.uniform(.52, .66), rng.uniform(.8, .94), rng.uniform(.04, .13)
+    cv = _ct_trunk(Y, X, by, bx, t)
     cv.paint('fluid' if label == 'ascites' else 'fat', ellipse(Y, X, .05, 0, by - t - .03, bx - t - .03))
     cv.paint('bowel', ellipse(Y, X, -.05, .1, .3 - .1 * (label == 'ascites') * c, .5 - .15 * (label == 'ascites') * c))
     for _ in range(rng.integers(3, 8)):
@@ -299,10 +304,7 @@ def _abdomen(rng, Y, X, label, c=1.):
 def _chest(rng, Y, X, label, c=1.):
     Y, X = jitter(rng, Y, X, rot=5)
     by, bx, t = rng.uniform(.55, .66), rng.uniform(.82, .94), rng.uniform(.05, .12)
-    cv = Canvas(Y.shape)
-    _ct_table(cv, Y, X, .05 + by + .07)
-    cv.paint('skin', ellipse(Y, X, .05, 0, by, bx)).paint('fat', ellipse(Y, X, .05, 0, by - .015, bx - .015))
-    cv.paint('muscle', ellipse(Y, X, .05, 0, by - t, bx - t))
+    cv = _ct_trunk(Y, X, by, bx, t)
     for a in np.linspace(-2.6, 2.6, 12):
         cv.paint('cortex', ellipse(Y, X, .05 + (by - t - .03) * np.cos(a), (bx - t - .03) * np.sin(a), .025, .025))
     lungs = [ellipse(Y, X, .03, s * .4, by - t - .09, .3, ang=-s * .1) * soft(np.abs(X) - .12) for s in (-1, 1)]

@@ -9,17 +9,19 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
 import matplotlib.pyplot as plt
 import seaborn as sns
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['ASAH_ROC_TEST', 'ASAH_CI_AUC', 'KEYS', 'REFERENCE', 'check_binary', 'delong_naive', 'delong_placements',
-           'delong_roc_variance', 'binormal_scores', 'bootstrap_aucs', 'AUCCI', 'auc_ci', 'DeLongTest', 'delong_test',
-           'check_asah', 'patient_scores', 'synthetic_score_table', 'fold_aucs', 'summary_aucs', 'adjust_pvalues',
-           'wilcoxon_vs_reference', 'oof_scores', 'paired_oof', 'delong_vs_reference', 'paper_table', 'markdown_table',
-           'save_table', 'with_reference_rows', 'mean_roc', 'plot_roc', 'plot_rocs', 'auc_table', 'plot_auc_bars']
+__all__ = ['SCORE_CI', 'SCORE_TEST', 'ASAH_ROC_TEST', 'ASAH_CI_AUC', 'KEYS', 'REFERENCE', 'check_binary', 'delong_naive',
+           'delong_placements', 'delong_roc_variance', 'binormal_scores', 'bootstrap_aucs', 'hanley_mcneil_var',
+           'auc_score_ci', 'AUCCI', 'auc_ci', 'DeLongTest', 'delong_test', 'check_asah', 'patient_scores',
+           'synthetic_score_table', 'fold_aucs', 'summary_aucs', 'adjust_pvalues', 'wilcoxon_vs_reference',
+           'oof_scores', 'paired_oof', 'delong_vs_reference', 'paper_table', 'markdown_table', 'save_table',
+           'with_reference_rows', 'mean_roc', 'plot_roc', 'plot_rocs', 'auc_table', 'plot_auc_bars']
 
 # %% ../nbs/08_stats.ipynb #75d2b5b2
 def check_binary(y, # labels, 0/1 or bool (1 = positive class)
@@ -145,6 +147,48 @@ def bootstrap_aucs(y, # labels 0/1
         out.append(_weighted_aucs(counts[:, codes], y, s))
     return np.concatenate(out)
 
+# %% ../nbs/08_stats.ipynb #43120c32
+def _check_alpha(alpha, # 1 - confidence level (or a significance threshold)
+                 name:str='alpha'):
+    "A usable alpha: a number in (0, 0.5]; 0.95 (a confidence level given as alpha) is refused, with the fix in the message."
+    try: a = float(alpha)
+    except (TypeError, ValueError): raise ValueError(f"{name} must be a number such as 0.05, got {alpha!r}") from None
+    if isinstance(alpha, bool) or not 0 < a < 1: raise ValueError(f"{name} must be in (0, 0.5] (1 - confidence level, e.g. 0.05), got {alpha!r}")
+    if a > 0.5: raise ValueError(f"{name}={alpha} looks like a confidence level, but {name} is 1 - level: "
+                                 f"pass {name}={1 - a:.4g} for a {a:.0%} interval")
+    return a
+
+def _auc(y, s):
+    "AUC (ties counted 1/2) by midranks, for one score vector; no variance, so it works with a single case in a class."
+    m = int(y.sum()); n = len(y) - m
+    return float((_midranks(s)[y == 1].sum() - m*(m + 1)/2)/(m*n))
+
+def hanley_mcneil_var(theta, # true AUC (scalar or array)
+                      n_pos:int, # positive cases
+                      n_neg:int, # negative cases
+                     ):
+    "Hanley & McNeil's (1982) variance of the empirical AUC when the true AUC is theta: Q1 = t/(2-t), Q2 = 2t^2/(1+t)."
+    t = np.asarray(theta, dtype=float)
+    return t*(1 - t)/(n_pos*n_neg)*(1 + (n_pos - 1)*(1 - t)/(2 - t) + (n_neg - 1)*t/(1 + t))
+
+def _score_edge(auc, m, n, z2, lower):
+    f = lambda t: (auc - t)**2 - z2*hanley_mcneil_var(t, m, n)
+    end = 0. if lower else 1.
+    if auc == end: return end
+    mid, step = auc, (auc - end)/2       # a point strictly inside the set {f < 0}: auc itself unless V(auc) = 0
+    while f(mid) >= 0 and abs(step) > 1e-15: mid, step = auc - step, step/2
+    return float(brentq(f, end, mid, xtol=1e-12))
+
+def auc_score_ci(auc:float, # observed AUC
+                 n_pos:int, n_neg:int, # class sizes
+                 alpha:float=0.05, # 1 - confidence level
+                )->tuple:
+    "Score-type (Wilson-like) interval: every theta with (auc - theta)^2 <= z^2 * hanley_mcneil_var(theta); defined at AUC 0, 1/2 and 1."
+    if not 0 <= auc <= 1: raise ValueError(f"AUC must be in [0, 1], got {auc}")
+    if min(n_pos, n_neg) < 1: raise ValueError(f"need at least one case per class, got {n_pos} positive(s) and {n_neg} negative(s)")
+    z2 = sps.norm.ppf(1 - _check_alpha(alpha)/2)**2
+    return _score_edge(auc, n_pos, n_neg, z2, True), _score_edge(auc, n_pos, n_neg, z2, False)
+
 # %% ../nbs/08_stats.ipynb #b913f4ab
 class AUCCI(tuple):
     "AUC with its confidence interval: unpacks as (auc, lower, upper); also has .method, .level (and .var for DeLong)."
@@ -154,40 +198,79 @@ class AUCCI(tuple):
         return self
     def __repr__(self): return f"AUC {self.auc:.4f} ({self.level:.0%} CI {self.lower:.4f}-{self.upper:.4f}, {self.method})"
 
+SCORE_CI = 'score interval (Hanley-McNeil variance at each candidate AUC)'
+
+def _degenerate_reason(y, s, auc):
+    m, n = int(y.sum()), int(len(y) - y.sum())
+    if min(m, n) < 2: return f"only {min(m, n)} {'positive' if m < n else 'negative'} case, DeLong's variance needs 2 per class"
+    if np.ptp(s) == 0: return f"all {len(s)} scores equal ({s[0]:g}), AUC 0.5 by the tie rule"
+    if auc in (0., 1.): return f"AUC {auc:g}: the classes are perfectly separated"
+    return "every placement value is the same"
+
+def _score_fallback(y, s, auc, alpha, why):
+    m, n = int(y.sum()), int(len(y) - y.sum())
+    lo, hi = auc_score_ci(auc, m, n, alpha)
+    return AUCCI(auc, lo, hi, f'{SCORE_CI}; {why}', 1 - alpha)
+
 def auc_ci(y, # labels 0/1 (1 = positive)
            s, # scores (higher = more likely positive)
-           alpha:float=0.05, # 1 - confidence level
+           alpha:float=0.05, # 1 - confidence level (0.05 for a 95% interval)
            method:str='delong', # 'delong' (pROC's ci.auc default) or 'bootstrap' (percentile)
            groups=None, # patient id per case, for the clustered bootstrap
            n_boot:int=2000, # bootstrap replicates
            seed:int=0, # bootstrap seed
           )->AUCCI:
-    "AUC with a (1-alpha) confidence interval by DeLong's variance (clipped to [0,1]) or by a stratified, patient-clustered bootstrap."
-    if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    auc, var = delong_roc_variance(y, s)
+    "AUC with a (1-alpha) CI by DeLong's variance (clipped to [0,1]) or a stratified, clustered bootstrap; a score interval where those collapse."
+    alpha = _check_alpha(alpha)
+    if method not in ('delong', 'bootstrap'): raise ValueError(f"method must be 'delong' or 'bootstrap', got {method!r}")
+    y, (s,) = check_binary(y, s)
+    auc = _auc(y, s)
     if method == 'delong':
         if groups is not None and len(pd.unique(np.asarray(groups))) < len(np.asarray(groups)):
             raise ValueError("DeLong's variance assumes one case per patient but some groups hold several cases: "
                              "aggregate with `patient_scores` first, or use method='bootstrap' with groups")
-        lo, hi = sps.norm.ppf([alpha/2, 1 - alpha/2], loc=auc, scale=np.sqrt(var))
-        return AUCCI(auc, max(lo, 0.), min(hi, 1.), 'DeLong', 1 - alpha, var)
-    if method == 'bootstrap':
-        b = bootstrap_aucs(y, s, groups=groups, n_boot=n_boot, seed=seed)
-        lo, hi = np.quantile(b, [alpha/2, 1 - alpha/2])
-        return AUCCI(auc, lo, hi, f'bootstrap, {n_boot} stratified{", clustered" if groups is not None else ""} replicates', 1 - alpha)
-    raise ValueError(f"method must be 'delong' or 'bootstrap', got {method!r}")
+        if min(y.sum(), len(y) - y.sum()) >= 2:
+            auc, var = delong_roc_variance(y, s)
+            if var > 0:
+                lo, hi = sps.norm.ppf([alpha/2, 1 - alpha/2], loc=auc, scale=np.sqrt(var))
+                return AUCCI(auc, max(lo, 0.), min(hi, 1.), 'DeLong', 1 - alpha, var)
+        return _score_fallback(y, s, auc, alpha, f"DeLong's variance is {'undefined' if min(y.sum(), len(y) - y.sum()) < 2 else 0}: "
+                               + _degenerate_reason(y, s, auc))
+    b = bootstrap_aucs(y, s, groups=groups, n_boot=n_boot, seed=seed)
+    if np.ptp(b) == 0: return _score_fallback(y, s, auc, alpha, f"all {n_boot} bootstrap AUCs equal {b[0]:g}: " + _degenerate_reason(y, s, auc))
+    lo, hi = np.quantile(b, [alpha/2, 1 - alpha/2])
+    return AUCCI(auc, lo, hi, f'bootstrap, {n_boot} stratified{", clustered" if groups is not None else ""} replicates', 1 - alpha)
 
 # %% ../nbs/08_stats.ipynb #00192089
 class DeLongTest:
-    "Result of the paired DeLong test; unpacks as (z, p)."
-    def __init__(self, z, p, auc1, auc2, sd, ci, alternative, n_pos, n_neg): store_attr()
+    "Result of the paired DeLong test; unpacks as (z, p); `.method` says 'DeLong' or which fallback was used."
+    def __init__(self, z, p, auc1, auc2, sd, ci, alternative, n_pos, n_neg, method='DeLong'): store_attr()
     @property
     def diff(self): return self.auc1 - self.auc2
     def __iter__(self): return iter((self.z, self.p))
     def __repr__(self):
         return (f"DeLongTest(AUC1={self.auc1:.4f}, AUC2={self.auc2:.4f}, diff={self.diff:.4f} "
                 f"[{self.ci[0]:.4f}, {self.ci[1]:.4f}], z={self.z:.4f}, p={self.p:.4g}, {self.alternative}, "
-                f"{self.n_pos} positives / {self.n_neg} negatives)")
+                f"{self.n_pos} positives / {self.n_neg} negatives{'' if self.method == 'DeLong' else ', ' + self.method})")
+
+def _p_from_z(z, alternative):
+    if alternative == 'two-sided': return 2*sps.norm.sf(abs(z))
+    if alternative == 'greater': return sps.norm.sf(z)
+    if alternative == 'less': return sps.norm.cdf(z)
+    raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+
+SCORE_TEST = 'score test (Hanley-McNeil variance at the mean AUC, correlation taken as 0) with a MOVER CI from the score intervals'
+
+def _score_test(y, s1, s2, a1, a2, alpha, alternative, why):
+    "Fallback when the DeLong variance of the difference is 0: conservative for methods whose AUCs correlate positively."
+    m, n = int(y.sum()), int(len(y) - y.sum())
+    d = a1 - a2
+    sd = float(np.sqrt(2*hanley_mcneil_var((a1 + a2)/2, m, n)))
+    z = 0. if d == 0 else d/sd          # sd = 0 only when both AUCs are 0 or both are 1, so d = 0
+    (l1, u1), (l2, u2) = auc_score_ci(a1, m, n, alpha), auc_score_ci(a2, m, n, alpha)
+    ci = (d - np.hypot(a1 - l1, u2 - a2), d + np.hypot(u1 - a1, a2 - l2))
+    return DeLongTest(float(z), float(_p_from_z(z, alternative)), a1, a2, sd, tuple(map(float, ci)), alternative, m, n,
+                      f'{SCORE_TEST}; {why}')
 
 def delong_test(y, # labels 0/1, the same cases for both methods
                 s1, # scores of method 1
@@ -195,21 +278,26 @@ def delong_test(y, # labels 0/1, the same cases for both methods
                 alpha:float=0.05, # for the CI of the difference
                 alternative:str='two-sided', # or 'greater' (AUC1 > AUC2), 'less'
                )->DeLongTest:
-    "Paired DeLong test of two correlated AUCs on the same cases (fast algorithm); unpacks as (z, p)."
+    "Paired DeLong test of two correlated AUCs on the same cases (fast algorithm); unpacks as (z, p). A named score test where DeLong's variance is 0."
+    alpha = _check_alpha(alpha)
+    _p_from_z(0., alternative)
     y, (s1, s2) = check_binary(y, s1, s2)
+    m, n = int(y.sum()), int(len(y) - y.sum())
+    if min(m, n) < 2:
+        return _score_test(y, s1, s2, _auc(y, s1), _auc(y, s2), alpha, alternative,
+                           f"DeLong's variance is undefined with {min(m, n)} {'positive' if m < n else 'negative'} case")
     aucs, cov, *_ = delong_placements(y, np.stack([s1, s2]))
     var = cov[0, 0] + cov[1, 1] - 2*cov[0, 1]
     d = aucs[0] - aucs[1]
-    sd = np.sqrt(max(var, 0.))
-    if sd == 0: z = 0. if d == 0 else np.sign(d)*np.inf
-    else: z = d/sd
-    if alternative == 'two-sided': p = 2*sps.norm.sf(abs(z))
-    elif alternative == 'greater': p = sps.norm.sf(z)
-    elif alternative == 'less': p = sps.norm.cdf(z)
-    else: raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+    if not var > 0:
+        why = '; '.join(f"AUC{i + 1}: {_degenerate_reason(y, s, a)}" for i, (s, a) in enumerate(((s1, aucs[0]), (s2, aucs[1])))
+                        if not cov[i, i] > 0) or 'both methods place every case alike'
+        return _score_test(y, s1, s2, float(aucs[0]), float(aucs[1]), alpha, alternative, f"DeLong's variance of the difference is 0 ({why})")
+    sd = np.sqrt(var)
+    z = d/sd
     q = sps.norm.ppf(1 - alpha/2)
-    return DeLongTest(float(z), float(p), float(aucs[0]), float(aucs[1]), float(sd), (float(d - q*sd), float(d + q*sd)),
-                      alternative, int(y.sum()), int((1 - y).sum()))
+    return DeLongTest(float(z), float(_p_from_z(z, alternative)), float(aucs[0]), float(aucs[1]), float(sd),
+                      (float(d - q*sd), float(d + q*sd)), alternative, m, n)
 
 # %% ../nbs/08_stats.ipynb #341f0950
 ASAH_ROC_TEST = [  # pROC roc.test(paired DeLong, two-sided): (curve1, curve2, auc1, auc2, z, p, ci_lo, ci_hi)
@@ -319,6 +407,15 @@ def _check_cols(df, cols, what='table'):
     missing = [c for c in cols if c not in df.columns]
     if missing: raise KeyError(f"{what} has no column(s) {missing}; it has {list(df.columns)}")
 
+def _check_unit_interval(v, what:str, where=None):
+    "Refuse values outside [0, 1] (NaN allowed), naming the first offending positions/rows and values."
+    v = pd.Series(np.asarray(v, dtype=float), index=where)
+    bad = v[(v < 0) | (v > 1)]
+    if len(bad):
+        hint = ' (a table in percent? divide by 100)' if (bad > 1).all() and (v.dropna() <= 100).all() else ''
+        raise ValueError(f"{what} must lie in [0, 1]{hint}: {len(bad)} value(s) outside, e.g. "
+                         + ', '.join(f"{i!r}: {x:g}" for i, x in bad.head(5).items()))
+
 def _case_col(df, case=None):
     if case is not None: _check_cols(df, [case], 'score table'); return case
     for c in ('case', 'path'):
@@ -346,6 +443,7 @@ def summary_aucs(results:pd.DataFrame, # tidy results (method, task, protocol, f
     _check_cols(results, [*KEYS, 'fold', 'repeat', 'auc'], 'results table')
     if results['auc'].isna().any():
         raise ValueError(f"NaN AUC in results rows {results.index[results['auc'].isna()][:5].tolist()}")
+    _check_unit_interval(results['auc'], "results column 'auc' (row: value)", results.index)
     g = results.groupby([*KEYS, 'repeat'], sort=False)
     out = g['auc'].agg(['mean', 'size']).rename(columns={'mean': 'auc', 'size': 'n_folds'}).reset_index()
     out['folds'] = g['fold'].agg(lambda f: tuple(sorted(f))).values
@@ -354,21 +452,29 @@ def summary_aucs(results:pd.DataFrame, # tidy results (method, task, protocol, f
     return out
 
 # %% ../nbs/08_stats.ipynb #52f9ed26
-def adjust_pvalues(p, # p-values (NaN entries are left out and stay NaN)
-                   method:str='holm', # any statsmodels multipletests method: 'holm', 'bonferroni', 'fdr_bh', ...
+def adjust_pvalues(p, # p-values in [0, 1] (NaN entries are left out and stay NaN)
+                   method:str='holm', # 'none', or any statsmodels multipletests method: 'holm', 'bonferroni', 'fdr_bh', ...
                   )->np.ndarray:
-    "Multiple-comparison adjusted p-values (statsmodels multipletests), NaN-aware."
+    "Multiple-comparison adjusted p-values (statsmodels multipletests), NaN-aware; 'none' returns them unchanged."
     p = np.asarray(p, dtype=float)
+    _check_unit_interval(p, 'p-values (position: value)')
+    if method == 'none': return p.copy()
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
-    if ok.any(): out[ok] = multipletests(p[ok], method=method)[1]
+    try:
+        if ok.any(): out[ok] = multipletests(p[ok], method=method)[1]
+        else: multipletests([0.5], method=method)
+    except ValueError: raise ValueError(f"unknown correction {method!r}: use 'none' or a statsmodels multipletests method "
+                                        "('holm', 'bonferroni', 'fdr_bh', 'hommel', ...)") from None
     return out
 
 def _adjust(df, family, correction):
     fam = list(family) if family else []
-    if not fam: df['p_adj'] = adjust_pvalues(df['p'], correction); return df
-    df['p_adj'] = np.nan
-    for _, idx in df.groupby(fam, sort=False).groups.items(): df.loc[idx, 'p_adj'] = adjust_pvalues(df.loc[idx, 'p'], correction)
+    if not fam: df['p_adj'] = adjust_pvalues(df['p'], correction)
+    else:
+        df['p_adj'] = np.nan
+        for _, idx in df.groupby(fam, sort=False).groups.items(): df.loc[idx, 'p_adj'] = adjust_pvalues(df.loc[idx, 'p'], correction)
+    df['correction'] = correction
     return df
 
 # %% ../nbs/08_stats.ipynb #e8cf474d
@@ -385,7 +491,7 @@ def _paired_summary(summ, method, reference, key):
 def wilcoxon_vs_reference(results:pd.DataFrame, # tidy results (with fold) or summary AUCs (method, task, protocol, fraction, repeat, auc)
                           reference:str=REFERENCE, # the method every other one is compared with
                           alternative:str='two-sided', # 'two-sided' (paper), 'greater' (authors' code: reference > method), 'less'
-                          correction:str='holm', # multipletests method for p_adj
+                          correction:str='holm', # multipletests method for p_adj ('none': p_adj = p)
                           family:Sequence[str]|None=('task', 'protocol', 'fraction'), # tests corrected together; None = all
                           zero_method:str='wilcox', # scipy's handling of zero differences
                           method:str='auto', # scipy's p-value method: 'auto' (exact; exhaustive permutations when d has ties), 'asymptotic'
@@ -393,6 +499,7 @@ def wilcoxon_vs_reference(results:pd.DataFrame, # tidy results (with fold) or su
     "Wilcoxon signed-rank test of each method's repeat-paired summary AUCs against the reference, per task/protocol/fraction."
     summ = summary_aucs(results) if 'fold' in results.columns else results
     _check_cols(summ, [*KEYS, 'repeat', 'auc'], 'summary table')
+    _check_unit_interval(summ['auc'], "summary column 'auc' (row: value)", summ.index)
     if alternative not in ('two-sided', 'greater', 'less'):
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     if reference not in set(summ.method): raise KeyError(f"reference method {reference!r} not in {sorted(set(summ.method))}")
@@ -404,7 +511,7 @@ def wilcoxon_vs_reference(results:pd.DataFrame, # tidy results (with fold) or su
         for m in dict.fromkeys(d.method):
             x, yv = _paired_summary(d, m, reference, key)
             row = dict(task=task, protocol=proto, fraction=frac, method=m, n=len(x), auc=yv.mean(), auc_sd=yv.std(ddof=1),
-                       ref_auc=ref.mean(), diff=(yv - x).mean(), statistic=np.nan, p=np.nan)
+                       ref_auc=ref.mean(), diff=(yv - x).mean(), statistic=np.nan, p=np.nan, alternative=alternative)
             if m != reference:
                 dd = x - yv
                 if np.all(dd == 0): row.update(statistic=0., p=1.)
@@ -490,6 +597,7 @@ def delong_vs_reference(scores:pd.DataFrame, # per-case score table
                         case:str|None=None)->pd.DataFrame:
     "Paired DeLong test (pooled out-of-fold scores) of every method against the reference, with AUC CIs and adjusted p."
     _check_cols(scores, [*KEYS, 'fold', 'repeat', 'label', 'score'], 'score table')
+    alpha = _check_alpha(alpha)
     rows = []
     for (task, proto, frac), d in scores.groupby(['task', 'protocol', 'fraction'], sort=False):
         for m in dict.fromkeys(d.method):
@@ -499,21 +607,26 @@ def delong_vs_reference(scores:pd.DataFrame, # per-case score table
             ci, cr = auc_ci(pr['label'], pr['s_method'], alpha), auc_ci(pr['label'], pr['s_ref'], alpha)
             rows.append(dict(task=task, protocol=proto, fraction=frac, method=m, n=len(pr), n_pos=t.n_pos,
                              auc=t.auc1, auc_lo=ci.lower, auc_hi=ci.upper, ref_auc=t.auc2, ref_lo=cr.lower, ref_hi=cr.upper,
-                             diff=t.diff, diff_lo=t.ci[0], diff_hi=t.ci[1], z=t.z, p=t.p))
+                             diff=t.diff, diff_lo=t.ci[0], diff_hi=t.ci[1], z=t.z, p=t.p,
+                             test=t.method, auc_ci=ci.method, ref_ci=cr.method))
     return _adjust(pd.DataFrame(rows), family, correction)
 
 # %% ../nbs/08_stats.ipynb #a6e1fdb6
 def paper_table(stats:pd.DataFrame, # output of `wilcoxon_vs_reference` (or `delong_vs_reference` + reference rows)
                 protocol:str, # e.g. 'finetune' or 'linear'
                 fraction=None, # label fraction (None: the only one, or one column per task and fraction)
-                p_col:str='p', # 'p' (as the paper) or 'p_adj'
+                p_col:str='auto', # 'auto': 'p_adj' (the test's `correction`) where present, else 'p'; or 'p' / 'p_adj'
                 reference:str=REFERENCE,
                 digits:int=3, # decimals of AUC and p
                 alpha:float=0.05, # p <= alpha is bold
                 methods:Sequence[str]|None=None, # row order (default: reference first, then as they appear)
                )->pd.DataFrame:
     "Methods x tasks table of 'mean AUC (p)' cells; numbers in .attrs['auc'], .attrs['p'], bold marks in .attrs['bold_auc'/'bold_p']."
+    if p_col == 'auto': p_col = 'p_adj' if 'p_adj' in stats.columns else 'p'
     _check_cols(stats, ['task', 'protocol', 'fraction', 'method', 'auc', p_col], 'stats table')
+    alpha = _check_alpha(alpha)
+    _check_unit_interval(stats['auc'], "stats column 'auc' (row: value)", stats.index)
+    _check_unit_interval(stats[p_col], f"stats column {p_col!r} (row: value)", stats.index)
     d = stats[stats.protocol == protocol]
     if d.empty: raise KeyError(f"protocol {protocol!r} not in {sorted(stats.protocol.unique())}")
     if fraction is not None:
@@ -531,7 +644,9 @@ def paper_table(stats:pd.DataFrame, # output of `wilcoxon_vs_reference` (or `del
     pstr = p.map(lambda v: '' if pd.isna(v) else f' ({v:.{digits}f})')
     tab = cells + pstr
     tab.index.name, tab.columns.name = 'method', None
-    tab.attrs.update(auc=auc, p=p, bold_auc=bold_auc, bold_p=bold_p, digits=digits, protocol=protocol, p_col=p_col)
+    correction = (d['correction'].dropna().unique().tolist() if 'correction' in d else []) if p_col == 'p_adj' else ['none']
+    tab.attrs.update(auc=auc, p=p, bold_auc=bold_auc, bold_p=bold_p, digits=digits, protocol=protocol, p_col=p_col,
+                     correction=correction[0] if len(correction) == 1 else correction)
     return tab
 
 def _md_escape(s): return str(s).replace('|', '\\|')

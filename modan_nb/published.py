@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 from .core import shared_data_dir
 from .stats import (REFERENCE, auc_ci, fold_aucs, summary_aucs, wilcoxon_vs_reference, adjust_pvalues,
-                            check_binary, _check_alpha)
+                            paper_table, markdown_table, _check_alpha)
 
 # %% auto #0
 __all__ = ['PUBLISHED_RUNS', 'PUBLISHED_TASKS', 'PRINTED_NAMES', 'published_dir', 'fold_path', 'read_fold_csv',
@@ -155,7 +155,7 @@ def reproduce_published(scores:pd.DataFrame, # from `read_published_results`
     res = fold_aucs(scores)
     one = wilcoxon_vs_reference(res, reference, alternative='greater', correction='none')
     two = wilcoxon_vs_reference(res, reference, alternative='two-sided', correction='none')
-    key = ['task', 'protocol', 'method']
+    key = ['task', 'protocol', 'fraction', 'method']
     out = one[key + ['n', 'auc', 'statistic', 'p']].merge(
         two[key + ['p']].rename(columns={'p': 'p_two_sided'}), on=key)
     return out.assign(auc4=out['auc'].map('{:.4f}'.format))

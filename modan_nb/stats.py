@@ -434,7 +434,7 @@ def fold_aucs(scores:pd.DataFrame, # per-case score table
     for k, d in scores.groupby(keys, sort=False):
         try: y, (s,) = check_binary(d['label'].values, d['score'].values)
         except ValueError as e: raise ValueError(f"{dict(zip(keys, k))}: {e}") from None
-        rows.append((*k, delong_placements(y, s)[0][0]))
+        rows.append((*k, _auc(y, s)))
     return pd.DataFrame(rows, columns=[*keys, 'auc'])
 
 def summary_aucs(results:pd.DataFrame, # tidy results (method, task, protocol, fraction, fold, repeat, auc)
@@ -702,7 +702,7 @@ def mean_roc(scores:pd.DataFrame, # rows of one method/task/protocol/fraction of
         y, (s,) = check_binary(d['label'].values, d['score'].values)
         fpr, tpr, _ = roc_curve(y, s)
         t = np.interp(fpr_grid, fpr, tpr); t[0] = 0.
-        tprs.append(t); aucs.append(delong_placements(y, s)[0][0])
+        tprs.append(t); aucs.append(_auc(y, s))
     tprs = np.array(tprs); tprs[:, -1] = 1.
     return fpr_grid, tprs.mean(0), tprs.std(0, ddof=1) if len(tprs) > 1 else np.zeros(grid), np.array(aucs)
 

@@ -100,3 +100,9 @@ def test_wilcoxon_alternative(results):
     from scipy.stats import wilcoxon
     assert one.loc['Scratch', 'p'] == wilcoxon(d['ModAn-MulSupCon'], d['Scratch'], alternative='greater').pvalue
     with pytest.raises(ValueError, match="alternative must be"): wilcoxon_vs_reference(results, alternative='one-sided')
+
+def test_fold_auc_with_one_positive_case_has_no_runtime_warning():
+    sc = pd.DataFrame(dict(method='a', task='t', protocol='p', fraction=1., fold=0, repeat=0, label=[1, 0, 0, 0], score=[.9, .1, .5, .3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert fold_aucs(sc)['auc'].tolist() == [1.0]

@@ -24,9 +24,9 @@ from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadat
 __all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPLIT_FILES', 'BadImageError', 'load_image',
            'load_volume', 'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table',
            'PretrainDataset', 'TensorImageDL', 'show_images', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file',
-           'make_minirin', 'read_busi', 'ddti_case', 'read_ddti', 'read_thyroid_folders', 'read_mrnet', 'carve_valid',
-           'read_radimagenet_split', 'read_medmnist', 'clear_task_cache', 'task_tensor', 'show_task', 'make_folds',
-           'save_folds', 'load_folds', 'subsample_fraction']
+           'make_minirin', 'read_busi', 'ddti_case', 'read_ddti', 'read_thyroid_folders', 'read_busbra', 'read_kneeoa',
+           'read_mrnet', 'carve_valid', 'read_radimagenet_split', 'read_medmnist', 'clear_task_cache', 'task_tensor',
+           'show_task', 'make_folds', 'save_folds', 'load_folds', 'subsample_fraction']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -488,6 +488,81 @@ def read_thyroid_folders(root:str|Path, # folder with benign/ and malignant/ (an
     rows = [(str(f), int(n == 'malignant'), (group_fn or (lambda p: f'{n}/{p.stem}'))(f), '', str(f.relative_to(root)))
             for n in ['benign', 'malignant'] for f in _images_in(dirs[n], exclude=r'_mask')]
     return _task_table(rows, root)
+
+# %% ../nbs/03_data.ipynb #6bb6c5a2
+def _need_file(f:Path, what:str)->Path:
+    if not f.is_file(): raise FileNotFoundError(f"{what} {f} does not exist")
+    return f
+
+def _missing_images(files:Sequence[Path], where:str):
+    "An error naming the listed images the folder lacks (the first few, and how many)."
+    lost = [str(f) for f in files if not f.is_file()]
+    if lost: raise FileNotFoundError(f"{where}: {len(lost)} listed image(s) are not in the folder, e.g. {lost[:5]}")
+
+def _as_task_table(df:pd.DataFrame, root)->pd.DataFrame:
+    "A DataFrame with the task columns first (path, label, group, split, item), then its extras."
+    df = df[[*TASK_COLUMNS, *[c for c in df.columns if c not in TASK_COLUMNS]]].reset_index(drop=True)
+    df['label'] = df['label'].astype(int); df['group'] = df['group'].astype(str)
+    df.attrs['root'] = str(root)
+    return df
+
+def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fold-cv.csv
+                folds:str|None='publisher', # 'publisher': the `fold_file`'s kFold as the `fold` column; None: no fold column
+                fold_file:str='5-fold-cv.csv', # the publisher's fold table (`10-fold-cv.csv` for ten folds)
+                image_dir:str='images', # the sub-folder of images (`ID.png`)
+               )->pd.DataFrame:
+    "BUS-BRA task table: malignant 1, benign 0 (biopsy); group = Case (patient); publisher's folds as `fold`."
+    if folds not in ('publisher', None): raise ValueError(f"folds must be 'publisher' or None, got {folds!r}")
+    root = Path(root); csv = _need_file(root/'bus_data.csv', 'BUS-BRA table')
+    d = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    _check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
+    path = d.Pathology.str.strip().str.lower()
+    bad = path[~path.isin(['benign', 'malignant'])]
+    if len(bad): raise ValueError(f"{csv} row {bad.index[0]+2} ({d.ID[bad.index[0]]}): Pathology must be benign or malignant, got {d.Pathology[bad.index[0]]!r}")
+    dup = d.ID[d.ID.duplicated(keep=False)]
+    if len(dup): raise ValueError(f"{csv}: ID {dup.iloc[0]!r} is listed {len(dup[dup == dup.iloc[0]])} times (rows {[i+2 for i in dup.index[dup == dup.iloc[0]]]})")
+    files = [root/image_dir/(i if Path(i).suffix.lower() in IMAGE_EXTS else i + '.png') for i in d.ID.str.strip()]
+    _missing_images(files, str(csv))
+    opt = lambda c: d[c].str.strip() if c in d.columns else ''
+    df = pd.DataFrame(dict(path=[str(f) for f in files], label=(path == 'malignant').astype(int).values,
+                           group=d.Case.str.strip().values, split='', item=[str(f.relative_to(root)) for f in files],
+                           pathology=path.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
+    if folds == 'publisher':
+        ff = _need_file(root/fold_file, 'BUS-BRA fold table')
+        k = pd.read_csv(ff, dtype=str, keep_default_na=False)
+        _check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
+        kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
+        lost = [i for i in d.ID.str.strip() if i not in kf.index]
+        if lost: raise ValueError(f"{ff}: {len(lost)} image(s) of {csv.name} have no fold, e.g. {lost[:5]}")
+        df['kfold'] = kf.loc[d.ID.str.strip()].astype(int).values
+        df['fold'] = df.kfold.rank(method='dense').astype(int) - 1
+        split = df.groupby('group').fold.nunique()
+        if split.max() > 1: raise ValueError(f"{ff}: patient (Case) {split.idxmax()!r} is in more than one fold")
+    return _as_task_table(df, root)
+
+# %% ../nbs/03_data.ipynb #cfdfe8d1
+def read_kneeoa(root:str|Path, # the folder holding the grade folders 0/..4/ (or its parent with task/)
+                threshold:int=2, # label 1 = KL grade >= threshold
+               )->pd.DataFrame:
+    "Knee radiograph task table: label = KL >= threshold; group = patient (the leading digits of the file name)."
+    root = Path(root)
+    if (root/'task').is_dir() and not any((root/str(k)).is_dir() for k in range(5)): root = root/'task'
+    if not root.is_dir(): raise FileNotFoundError(f"knee data folder {root} does not exist")
+    grades = sorted((int(d.name), d) for d in root.iterdir() if d.is_dir() and d.name.isdigit())
+    if not grades: raise FileNotFoundError(f"{root} has no grade folders 0/..4/")
+    if not isinstance(threshold, (int, np.integer)) or not 1 <= threshold <= max(g for g, _ in grades):
+        raise ValueError(f"threshold must be an int grade in 1..{max(g for g, _ in grades)}, got {threshold!r}")
+    rows, seen = [], {}
+    for g, d in grades:
+        for f in _images_in(d):
+            m = re.match(r'^(\d+)([LR]?)', f.stem, re.I)
+            if m is None: raise ValueError(f"{f}: the file name does not start with the patient's digits")
+            if f.stem in seen: raise ValueError(f"knee {f.stem!r} is filed under two grades: {seen[f.stem]} and {f}")
+            seen[f.stem] = f
+            rows.append((str(f), int(g >= threshold), m.group(1), '', str(f.relative_to(root)), g, m.group(2).upper()))
+    df = _task_table(rows, root, extra=('kl', 'side'))
+    if df.label.nunique() < 2: raise ValueError(f"{root}: every knee is on one side of KL >= {threshold}: a one-class task")
+    return df
 
 # %% ../nbs/03_data.ipynb #391f5d72
 MRNET_PLANES, MRNET_TASKS = ('sagittal', 'coronal', 'axial'), ('acl', 'meniscus', 'abnormal')

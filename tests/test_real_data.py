@@ -3,7 +3,7 @@ import warnings
 import numpy as np, pandas as pd, pytest, torch
 from modan_nb.core import shared_data_dir
 from modan_nb.data import (read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, pretrain_dls,
-                           read_medmnist, task_tensor, load_image)
+                           read_medmnist, task_tensor, load_image, read_busbra, read_kneeoa, TASK_COLUMNS)
 
 SHARED = shared_data_dir()
 
@@ -62,3 +62,29 @@ def test_medmnist(name, counts):
     z = np.load(npz)
     assert (load_image(m.path[0]) == z['train_images'][0]).all()
     assert task_tensor(m.iloc[:8], 28).shape == (8, 1, 28, 28)
+
+def test_busbra_counts_and_publisher_folds():
+    root = _need('busbra')
+    b = read_busbra(root)
+    assert list(b.columns[:5]) == list(TASK_COLUMNS)
+    assert (len(b), b.group.nunique()) == (1875, 1064)
+    assert b.label.value_counts().to_dict() == {0: 1268, 1: 607}
+    assert sorted(b.fold.unique()) == [0, 1, 2, 3, 4] and sorted(b.kfold.unique()) == [1, 2, 3, 4, 5]
+    assert b.groupby('group').fold.nunique().max() == 1       # the publisher's folds are patient-wise
+    assert b.fold.value_counts().sort_index().tolist() == [376, 385, 366, 365, 383]
+    assert 'fold' not in read_busbra(root, folds=None).columns
+    f = make_folds(read_busbra(root, folds=None), 5, seed=0)
+    assert f.groupby('group').fold.nunique().max() == 1
+    assert task_tensor(b.iloc[:3], 64).shape == (3, 1, 64, 64)
+
+def test_kneeoa_counts_and_patient_folds():
+    root = _need('kneeoa', 'task')
+    k = read_kneeoa(root)
+    # the shared README says 400 / 400; the grade folders hold 342/158/181/95/24, so KL >= 2 is 300 of 800
+    assert (len(k), k.group.nunique()) == (800, 400)
+    assert k.kl.value_counts().sort_index().tolist() == [342, 158, 181, 95, 24]
+    assert k.label.value_counts().to_dict() == {0: 500, 1: 300}
+    assert (k.groupby('group').size() == 2).all() and set(k.side) == {'L', 'R'}
+    f = make_folds(k, 5, seed=0)
+    assert f.groupby('group').fold.nunique().max() == 1         # both knees of a patient fall in one fold
+    assert read_kneeoa(root.parent).equals(k)                   # the parent folder (with task/) reads the same

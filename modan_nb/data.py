@@ -22,8 +22,8 @@ from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadat
 
 # %% auto #0
 __all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'DUPLICATES', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPLIT_FILES', 'BadImageError',
-           'load_image', 'load_volume', 'resize_image', 'load_resized', 'resolve_paths', 'decode_images',
-           'read_pretrain_table', 'PretrainDataset', 'TensorImageDL', 'show_images', 'pretrain_dls',
+           'load_image', 'load_volume', 'volume_shape', 'resize_image', 'load_resized', 'resolve_paths',
+           'decode_images', 'read_pretrain_table', 'PretrainDataset', 'TensorImageDL', 'show_images', 'pretrain_dls',
            'show_pretrain_batch', 'sha256_file', 'make_minirin', 'read_busi', 'ddti_case', 'read_ddti',
            'read_thyroid_folders', 'read_busbra', 'read_kneeoa', 'read_mrnet', 'carve_valid', 'read_radimagenet_split',
            'read_medmnist', 'clear_task_cache', 'task_tensor', 'show_task', 'content_hash', 'array_hashes',
@@ -127,9 +127,31 @@ def load_volume(path:str|Path, # a .npy file holding a (slices, H, W) array
     if not p.is_file(): raise FileNotFoundError(f"volume file {p} does not exist")
     if p.suffix.lower() != '.npy': raise BadImageError(f"{p}: volumes are read from .npy files")
     try: v = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        if 'allow_pickle' in str(e) or 'Object arrays' in str(e): raise BadImageError(f"{p}: holds Python objects (dtype object), not pixel values; volumes are numeric arrays") from e
+        raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
     except Exception as e: raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
-    if v.ndim != 3: raise BadImageError(f"{p}: expected a (slices, H, W) volume, got shape {v.shape}")
+    _check_volume_shape(p, v.shape, v.dtype)
     return v if v.dtype == np.uint8 else _minmax_uint8(v)
+
+def _check_volume_shape(p, shape, dtype):
+    if len(shape) != 3: raise BadImageError(f"{p}: expected a (slices, H, W) volume, got shape {shape}")
+    if min(shape) == 0: raise BadImageError(f"{p}: an empty volume of shape {shape} ({shape[0]} slices)")
+    if not (np.issubdtype(dtype, np.number) or dtype == bool): raise BadImageError(f"{p}: volume of dtype {dtype}, not pixel values")
+
+def volume_shape(path:str|Path)->tuple:
+    "The (slices, H, W) of a `.npy` volume from its header only, checked as `load_volume` checks it."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"volume file {p} does not exist")
+    try:
+        with open(p, 'rb') as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except Exception as e: raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
+    if dtype.hasobject: raise BadImageError(f"{p}: holds Python objects (dtype object), not pixel values; volumes are numeric arrays")
+    _check_volume_shape(p, shape, dtype)
+    return tuple(shape)
 
 RESIZE_METHODS = ('squash', 'crop', 'pad')
 
@@ -331,11 +353,19 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
     df = read_pretrain_table(table, fields, label_col, root)
     dev = default_device(device)
-    if in_memory:
-        x, keep, bad = decode_images(df.file.tolist(), size, resize, on_bad, decode_workers)
+    if on_bad not in ('raise', 'skip'): raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
+    n_listed = len(df)
+    if in_memory or on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
+        x, keep, bad = decode_images(df.file.tolist(), size if in_memory else 8, resize, on_bad, decode_workers)
         df = df.iloc[keep].reset_index(drop=True)
-    else: x, bad = None, []
+        if not in_memory: x = None
+    else:   # lazy, on_bad='raise': a missing file stops now; an undecodable one when its batch is drawn (naming it)
+        x, bad = None, []
+        lost = [f for f in df.file if not ('::' in f or os.path.isfile(f))]
+        if lost: raise FileNotFoundError(f"image file {lost[0]} does not exist ({len(lost)} listed file(s) missing; on_bad='skip' leaves them out)")
     if len(df) == 0: raise ValueError(f"no readable image in the table ({len(bad)} bad files, first: {bad[:1]})")
+    if bad: warnings.warn(f"pretrain_dls: skipped {len(bad)} unreadable image(s) of {n_listed} (dls.bad_files): "
+                          f"{[b[0] for b in bad[:5]]}{' ...' if len(bad) > 5 else ''}")
     enc = meta_encoder if meta_encoder is not None else MetadataEncoder(fields).fit(df)
     Y = enc.encode(df)
     pair_vocab, label_vocab = sorted(df.pair.unique()), sorted(df['class'].unique())
@@ -617,13 +647,16 @@ def read_mrnet(root:str|Path, # folder with train/, valid/ and the {split}-{task
         csv = root/f'{split}-{task}.csv'
         if not csv.is_file(): raise FileNotFoundError(f"MRNet label file {csv} does not exist")
         lab = pd.read_csv(csv, header=None, dtype=str)
-        if lab.shape[1] < 2: raise KeyError(f"{csv}: expected rows 'NNNN,0|1', got {lab.shape[1]} column(s)")
+        if lab.shape[1] != 2: raise KeyError(f"{csv}: expected rows 'NNNN,0|1', got {lab.shape[1]} column(s)")
         for i, (eid, y) in enumerate(zip(lab[0], lab[1])):
+            if not str(eid).strip().isdigit():
+                hint = ' (MRNet label files have no header row)' if i == 0 else ''
+                raise ValueError(f"{csv} row {i+1}: exam id must be a number, got {eid!r}{hint}")
             eid = f'{int(eid):04d}'
             if str(y).strip() not in ('0', '1'): raise ValueError(f"{csv} row {i+1}: label must be 0 or 1, got {y!r}")
             f = root/split/plane/f'{eid}.npy'
             if not f.is_file(): raise FileNotFoundError(f"{csv} row {i+1}: exam {eid} has no {plane} volume {f}")
-            n = np.load(f, mmap_mode='r').shape[0] if with_shape else -1
+            n = volume_shape(f)[0] if with_shape else -1
             rows.append((str(f), int(y), eid, split, str(f.relative_to(root)), n))
     return _task_table(rows, root, extra=('n_slices',))
 
@@ -695,7 +728,9 @@ def read_medmnist(npz_path:str|Path, # a MedMNIST .npz file
     "MedMNIST task table; `path` is an `npz::split/i` reference that `load_image` reads."
     p = Path(npz_path)
     if not p.is_file(): raise FileNotFoundError(f"MedMNIST file {p} does not exist")
-    with np.load(p, allow_pickle=False) as z: arrs = {k: z[k] for k in z.files}
+    try:
+        with np.load(p, allow_pickle=False) as z: arrs = {k: z[k] for k in z.files}
+    except Exception as e: raise BadImageError(f"cannot read MedMNIST file {p}: {type(e).__name__}: {e}") from e
     _NPZ_CACHE[str(p)] = arrs
     rows = []
     for s in splits:
@@ -877,7 +912,9 @@ def subsample_fraction(df:pd.DataFrame, # a (training) task table
                        group_col:str='group', label_col:str='label',
                       )->pd.DataFrame:
     "A nested, stratified, grouped, seeded subsample of `df` (rows in their original order)."
-    if not 0 < frac <= 1: raise ValueError(f"frac must be in (0, 1], got {frac!r}")
+    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.integer, np.floating)) or not 0 < frac <= 1:
+        hint = ' (a fraction, not a percentage)' if isinstance(frac, (int, float)) and 1 < frac <= 100 else ''
+        raise ValueError(f"frac must be a number in (0, 1], got {frac!r}{hint}")
     _check_columns(df, [group_col, label_col], what='task table')
     if len(df) == 0: raise ValueError("the task table is empty")
     g = df[group_col].astype(str)

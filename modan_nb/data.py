@@ -18,7 +18,7 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import to_device
 from .core import default_device, shared_data_dir, IN_TEST
 from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadata_csv, normalize_value,
-                               metadata_from_paths, _split_values, _check_columns)
+                               metadata_from_paths, check_values, _split_values, _check_columns)
 
 # %% auto #0
 __all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'DUPLICATES', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPLIT_FILES', 'BadImageError',
@@ -228,14 +228,16 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
                         label_col:str|None='label', # finding column (third level); absent: the pair is the class
                         root:str|Path|None=None, # data root (default: the CSV's folder, or `df.attrs['root']`)
                         path_col:str='path', # the column of image paths
+                        mapping:dict|None=None, # {field: {raw value: value}} for almost-known values ('Ultrasoud'), see `check_values`
+                        new_values:str='error', # an almost-known value: 'error' (value -> suggestion) or 'accept' it as new
                        )->pd.DataFrame:
     "A checked copy of the pretraining table with absolute `file` paths and `pair` / `class` names."
     if isinstance(table, (str, Path)):
-        df = read_metadata_csv(table, fields, path_col)
+        df = read_metadata_csv(table, fields, path_col, mapping=mapping, new_values=new_values)
         root = root if root is not None else Path(table).parent
         what = f"table {table}"
     else:
-        df = _normalize_fields(table.copy(), fields, 'table')
+        df = _normalize_fields(check_values(table, fields, '|', mapping, new_values), fields, 'table')
         _check_columns(df, [path_col], what='table')
         root = root if root is not None else table.attrs.get('root')
         what = 'table'
@@ -349,9 +351,11 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  resize:str='squash', # see `resize_image`
                  decode_workers:int|None=None, # threads decoding the set once
                  store_on_device:bool=True, # keep the uint8 set on `device` (the GPU) rather than in host memory
+                 mapping:dict|None=None, # {field: {raw value: value}} for almost-known metadata values (`check_values`)
+                 new_values:str='error', # an almost-known value ('Ultrasoud'): 'error', or 'accept' it as a new value
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
-    df = read_pretrain_table(table, fields, label_col, root)
+    df = read_pretrain_table(table, fields, label_col, root, mapping=mapping, new_values=new_values)
     dev = default_device(device)
     if on_bad not in ('raise', 'skip'): raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
     n_listed = len(df)
@@ -366,7 +370,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     if len(df) == 0: raise ValueError(f"no readable image in the table ({len(bad)} bad files, first: {bad[:1]})")
     if bad: warnings.warn(f"pretrain_dls: skipped {len(bad)} unreadable image(s) of {n_listed} (dls.bad_files): "
                           f"{[b[0] for b in bad[:5]]}{' ...' if len(bad) > 5 else ''}")
-    enc = meta_encoder if meta_encoder is not None else MetadataEncoder(fields).fit(df)
+    enc = meta_encoder if meta_encoder is not None else MetadataEncoder(fields, new_values='accept').fit(df)   # values checked above
     Y = enc.encode(df)
     pair_vocab, label_vocab = sorted(df.pair.unique()), sorted(df['class'].unique())
     y_pair = torch.tensor([pair_vocab.index(p) for p in df.pair], dtype=torch.long)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_metadata.ipynb #9f8d6d1d
 from __future__ import annotations
-import json, re
+import difflib, json, re, warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 import numpy as np
@@ -13,8 +13,9 @@ import torch
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'IMAGE_EXTS', 'DICOM_TAGS', 'normalize_value', 'MetadataEncoder',
-           'read_metadata_csv', 'metadata_from_paths', 'read_dicom_metadata', 'check_multihot', 'jaccard_matrix']
+__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'SEPARATOR_LOOKALIKES', 'NEW_VALUES', 'IMAGE_EXTS', 'DICOM_TAGS',
+           'normalize_value', 'known_values', 'near_miss', 'check_values', 'MetadataEncoder', 'read_metadata_csv',
+           'metadata_from_paths', 'read_dicom_metadata', 'check_multihot', 'jaccard_matrix']
 
 # %% ../nbs/01_metadata.ipynb #246ebfa7
 DEFAULT_FIELDS = ('modality', 'anatomy')
@@ -30,6 +31,7 @@ SYNONYMS = {
     'anatomy': {
         'HEAD': 'brain', 'BRAIN': 'brain', 'SKULL': 'brain', 'CEREBRUM': 'brain',
         'KNEE': 'knee', 'SHOULDER': 'shoulder', 'HIP': 'hip', 'ANKLE': 'ankle', 'FOOT': 'foot',
+        'ELBOW': 'elbow', 'WRIST': 'wrist', 'HAND': 'hand',
         'SPINE': 'spine', 'CSPINE': 'spine', 'TSPINE': 'spine', 'LSPINE': 'spine', 'C-SPINE': 'spine', 'L-SPINE': 'spine',
         'ABD': 'abdomen', 'ABDOMEN': 'abdomen', 'PELVIS': 'pelvis', 'ABDOMENPELVIS': 'abdomen|pelvis',
         'CHEST': 'chest', 'THORAX': 'chest', 'LUNG': 'chest', 'LUNGS': 'chest',
@@ -70,6 +72,72 @@ def _check_columns(df, fields, what='table'):
     missing = [f for f in fields if f not in df.columns]
     if missing: raise KeyError(f"{what} has no column(s) {missing}; it has {list(df.columns)}")
 
+# %% ../nbs/01_metadata.ipynb #d2df04bf
+SEPARATOR_LOOKALIKES = (';', ',', '/', '+', '&')
+NEW_VALUES = ('error', 'accept')
+
+def known_values(field:str)->set:
+    "The canonical values the synonym table knows for `field` (e.g. {'CT', 'MR', 'US', ...} for modality)."
+    return {p for v in SYNONYMS.get(field, {}).values() for p in v.split('|')}
+
+def near_miss(field:str, # the metadata field
+              value:str, # the raw value of one cell
+              sep:str|None='|', # the separator of several labels in one cell
+              others:Iterable[str]=(), # other (more frequent) normalised values of the same column
+             )->tuple|None:
+    "(suggestion, why) if `value` is almost a known value (a near spelling, or known labels joined by another separator); else None."
+    v, known, table = str(value).strip(), known_values(field), SYNONYMS.get(field, {})
+    parts = v.split(sep) if sep else [v]
+    is_known = lambda p: all(q in known for q in normalize_value(field, p).split('|'))
+    if all(is_known(p) for p in parts): return None
+    for s in SEPARATOR_LOOKALIKES:
+        ps = [p for p in v.split(s) if p.strip()] if s != sep and s in v else []
+        if len(ps) > 1 and all(is_known(p) for p in ps):
+            return (sep or '|').join(normalize_value(field, p) for p in ps), f"known values joined by {s!r}; the separator is {sep!r}"
+    cands = {**{k: t for k, t in table.items()}, **{k.upper(): k for k in known}, **{o.upper(): o for o in others}}
+    out, changed = [], False
+    for p in parts:
+        key = re.sub(r'\s+', ' ', p.strip().upper())
+        m = difflib.get_close_matches(key, [c for c in cands if c != key], n=1, cutoff=0.8) if not is_known(p) and len(key) >= 4 else []
+        out.append(cands[m[0]] if m else normalize_value(field, p)); changed |= bool(m)
+    return ((sep or '|').join(out), 'a near spelling of a known value') if changed else None
+
+def _apply_mapping(field, values, mapping):
+    m = {str(k).strip().upper(): v for k, v in (mapping or {}).get(field, {}).items()}
+    return [m.get(str(v).strip().upper(), v) if not _is_missing(v) else v for v in values]
+
+def check_values(df:pd.DataFrame, # a table with one column per field
+                 fields:Sequence[str]=DEFAULT_FIELDS,
+                 sep:str|None='|', # the separator of several labels in one cell
+                 mapping:Mapping|None=None, # {field: {raw value: value}}, applied before the check (case-insensitive)
+                 new_values:str='error', # an almost-known value: 'error' (list value -> suggestion) or 'accept' it as new
+                 what:str='table', # how messages name the table
+                )->pd.DataFrame:
+    "A copy of `df` with `mapping` applied; an error lists every almost-known value (value -> suggestion, rows)."
+    if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
+    if mapping is not None and (not isinstance(mapping, Mapping) or not all(isinstance(m, Mapping) for m in mapping.values())):
+        raise ValueError(f"mapping must be {{field: {{raw value: value}}}}, e.g. {{'modality': {{'Ultrasoud': 'US'}}}}; got {mapping!r}")
+    bad_fields = [f for f in (mapping or {}) if f not in fields]
+    if bad_fields: raise ValueError(f"mapping names field(s) {bad_fields} that are not among {list(fields)}")
+    _check_columns(df, fields, what=what)
+    df = df.copy()
+    flagged = []
+    for f in fields:
+        df[f] = _apply_mapping(f, df[f].tolist(), mapping)
+        if new_values == 'accept': continue
+        raw = df[f].where(~df[f].map(_is_missing), None)
+        counts = pd.Series([normalize_value(f, v) for v in raw.dropna()]).value_counts()
+        for v, rows in raw.dropna().groupby(raw.dropna().astype(str)).groups.items():
+            others = [o for o, n in counts.items() if n > counts.get(normalize_value(f, v), 0)]
+            s = near_miss(f, v, sep, others)
+            if s is not None: flagged.append((f, v, s[0], s[1], list(rows)))
+    if flagged:
+        lines = [f"{f} {v!r} -> {s!r}? ({why}; row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''})" for f, v, s, why, rows in flagged[:10]]
+        example = {flagged[0][0]: {flagged[0][1]: flagged[0][2]}}
+        raise ValueError(f"{what}: {len(flagged)} value(s) are almost known values and would become new classes:\n  " + '\n  '.join(lines)
+                         + f"\nPass mapping= (e.g. {example}) to map them, or new_values='accept' to keep them as new values.")
+    return df
+
 # %% ../nbs/01_metadata.ipynb #9c143098
 class MetadataEncoder:
     "Encode metadata fields (default modality and anatomy) as the concatenation of one multi-hot block per field."
@@ -77,14 +145,18 @@ class MetadataEncoder:
                  fields:Sequence[str]=DEFAULT_FIELDS, # the table columns to encode, in block order
                  sep:str='|', # separates several labels in one cell, e.g. 'abdomen|pelvis'
                  other:bool=False, # map unknown values to an `<other>` slot per field instead of failing
+                 new_values:str='error', # at `fit`, an almost-known value ('Ultrasoud') is an error, or 'accept' it (`check_values`)
+                 mapping:Mapping|None=None, # {field: {raw value: value}} applied before normalising, at fit and encode
                 ):
         if isinstance(fields, str): fields = (fields,)
         if not fields: raise ValueError("fields must name at least one column")
-        store_attr('sep,other'); self.fields = tuple(fields); self.vocab = None
+        if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
+        store_attr('sep,other,new_values'); self.mapping = {f: dict(m) for f, m in (mapping or {}).items()}
+        self.fields = tuple(fields); self.vocab = None
 
     def fit(self, df:pd.DataFrame): # a table with one column per field
-        "Learn each field's sorted vocabulary from `df`."
-        _check_columns(df, self.fields)
+        "Learn each field's sorted vocabulary from `df` (almost-known values are flagged, see `check_values`)."
+        df = check_values(df, self.fields, self.sep, self.mapping, self.new_values)
         self.vocab = {}
         for f in self.fields:
             vals = set()
@@ -121,6 +193,7 @@ class MetadataEncoder:
         single = not isinstance(data, pd.DataFrame)
         df = pd.DataFrame([dict(data)], index=[getattr(data, 'name', 0)]) if single else data
         _check_columns(df, self.fields)
+        if self.mapping: df = check_values(df, self.fields, self.sep, self.mapping, new_values='accept')
         Y = np.zeros((len(df), self.n_out), dtype=np.float32)
         for j, f in enumerate(self.fields):
             off = self.blocks[f].start
@@ -140,10 +213,12 @@ class MetadataEncoder:
                 for y in Y.reshape(-1, self.n_out)]
         return rows[0] if Y.ndim == 1 else rows
 
-    def to_dict(self)->dict: self._check_fitted(); return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab)
+    def to_dict(self)->dict:
+        self._check_fitted()
+        return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab, new_values=self.new_values, mapping=self.mapping)
     @classmethod
     def from_dict(cls, d:dict):
-        enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False))
+        enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False), new_values=d.get('new_values', 'error'), mapping=d.get('mapping'))
         enc.vocab = {f: list(d['vocab'][f]) for f in enc.fields}
         return enc
     def save(self, path:str|Path): # a .json file
@@ -164,12 +239,16 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.dcm', '.dicom'
 def read_metadata_csv(path:str|Path, # a CSV with a path column and one column per field
                       fields:Sequence[str]=DEFAULT_FIELDS, # the metadata columns that must be there
                       path_col:str='path', # the column of image paths
+                      mapping:Mapping|None=None, # {field: {raw value: value}} for almost-known values (see `check_values`)
+                      new_values:str='error', # an almost-known value: 'error' or 'accept' it as a new value
                      )->pd.DataFrame:
-    "Read a metadata table, check its columns and values, and normalise the field spellings."
+    "Read a metadata table, check its columns and values (almost-known ones are flagged), and normalise the field spellings."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
     df = pd.read_csv(path)
     _check_columns(df, [path_col, *fields], what=f"metadata table {path}")
+    df.index = df.index + 2   # rows named by their CSV line
+    df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)
     for f in fields:
         df[f] = [ '|'.join(_split_values(f, v, '|', f"{path.name}:{i+2}")) for i, v in enumerate(df[f]) ]
     df.attrs['root'] = str(path.parent)

@@ -122,3 +122,30 @@ def test_pretrain_dls_skips_unreadable_images_and_says_which(tmp_path, in_memory
     assert sum(len(b[0]) for b in dls.train) == 8                                       # every batch decodes (11 // 4 * 4)
     with pytest.raises(ValueError, match="on_bad must be 'raise' or 'skip'"):
         pretrain_dls(t, size=16, bs=4, device='cpu', in_memory=in_memory, on_bad='ignore', label_col=None)
+
+# --- metadata values that are almost known ---------------------------------------------------------------------------
+def test_misspelt_modality_is_not_a_new_class(tmp_path):
+    from modan_nb.metadata import MetadataEncoder, read_metadata_csv
+    t = pd.DataFrame(dict(path=[f'{i}.png' for i in range(4)], modality=['US', 'Ultrasoud', 'CT', 'US'], anatomy=['breast', 'breast', 'chest', 'thyroid']))
+    with pytest.raises(ValueError, match=r"modality 'Ultrasoud' -> 'US'\? \(a near spelling of a known value; row\(s\) \[1\]\)"):
+        MetadataEncoder().fit(t)                                                        # before: a modality 'ULTRASOUD'
+    t.to_csv(tmp_path/'meta.csv', index=False)
+    with pytest.raises(ValueError, match=r"(?s)meta\.csv .*modality 'Ultrasoud' -> 'US'\? .*row\(s\) \[3\]"): read_metadata_csv(tmp_path/'meta.csv')
+    assert read_metadata_csv(tmp_path/'meta.csv', mapping={'modality': {'Ultrasoud': 'US'}}).modality.tolist() == ['US', 'US', 'CT', 'US']
+    assert 'ULTRASOUD' in MetadataEncoder(new_values='accept').fit(t).vocab['modality']
+
+def test_wrong_separator_is_flagged(tmp_path):
+    from modan_nb.metadata import MetadataEncoder
+    t = pd.DataFrame(dict(modality=['CT', 'CT'], anatomy=['abdomen;pelvis', 'chest']))
+    with pytest.raises(ValueError, match=r"anatomy 'abdomen;pelvis' -> 'abdomen\|pelvis'\? \(known values joined by ';'; the separator is '\|'"):
+        MetadataEncoder().fit(t)                                                        # before: one anatomy 'abdomen;pelvis'
+    enc = MetadataEncoder(mapping={'anatomy': {'abdomen;pelvis': 'abdomen|pelvis'}}).fit(t)
+    assert enc.vocab['anatomy'] == ['abdomen', 'chest', 'pelvis']
+
+def test_pretrain_dls_flags_a_misspelt_modality(tmp_path):
+    for i in range(8): _png(tmp_path/f'{i}.png', seed=i)
+    t = pd.DataFrame(dict(path=[f'{i}.png' for i in range(8)], modality=['US'] * 7 + ['Ultrasoud'], anatomy=['breast'] * 4 + ['thyroid'] * 4))
+    t.attrs['root'] = str(tmp_path)
+    with pytest.raises(ValueError, match=r"'Ultrasoud' -> 'US'\?"): pretrain_dls(t, size=16, bs=4, device='cpu', label_col=None)
+    dls = pretrain_dls(t, size=16, bs=4, device='cpu', label_col=None, mapping={'modality': {'Ultrasoud': 'US'}})
+    assert dls.meta_encoder.vocab['modality'] == ['US']

@@ -14,8 +14,9 @@ from fastcore.basics import store_attr
 
 # %% auto #0
 __all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'SEPARATOR_LOOKALIKES', 'NEW_VALUES', 'IMAGE_EXTS', 'DICOM_TAGS',
-           'normalize_value', 'known_values', 'near_miss', 'check_values', 'MetadataEncoder', 'read_metadata_csv',
-           'metadata_from_paths', 'read_dicom_metadata', 'check_multihot', 'jaccard_matrix']
+           'ANATOMY_TAGS', 'DICOM_COLUMNS', 'normalize_value', 'known_values', 'near_miss', 'check_values',
+           'MetadataEncoder', 'read_metadata_csv', 'metadata_from_paths', 'anatomy_from_text', 'read_dicom_metadata',
+           'check_multihot', 'jaccard_matrix']
 
 # %% ../nbs/01_metadata.ipynb #246ebfa7
 DEFAULT_FIELDS = ('modality', 'anatomy')
@@ -124,7 +125,7 @@ def check_values(df:pd.DataFrame, # a table with one column per field
     flagged = []
     for f in fields:
         df[f] = _apply_mapping(f, df[f].tolist(), mapping)
-        if new_values == 'accept': continue
+        if new_values == 'accept' or f not in SYNONYMS: continue   # fields without a synonym table (label, view) are free text
         raw = df[f].where(~df[f].map(_is_missing), None)
         counts = pd.Series([normalize_value(f, v) for v in raw.dropna()]).value_counts()
         for v, rows in raw.dropna().groupby(raw.dropna().astype(str)).groups.items():
@@ -276,29 +277,85 @@ def metadata_from_paths(paths:str|Path|Iterable, # a RadImageNet-style root fold
 
 # %% ../nbs/01_metadata.ipynb #88bb5ab8
 DICOM_TAGS = {'modality': ('Modality', '(0008,0060)'), 'anatomy': ('BodyPartExamined', '(0018,0015)')}
+ANATOMY_TAGS = {'BodyPartExamined': '(0018,0015)', 'StudyDescription': '(0008,1030)', 'SeriesDescription': '(0008,103E)',
+                'ProtocolName': '(0018,1030)'}   # searched in this order
+DICOM_COLUMNS = ['path', 'modality', 'anatomy', 'modality_source', 'anatomy_source', *ANATOMY_TAGS]
 
-def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm
-                        missing:str='raise', # 'raise' on a missing tag, or 'skip' the file and report it
-                       )->pd.DataFrame:
-    "A table (path, modality, anatomy) from the DICOM headers of `paths`, with normalised spellings."
+def anatomy_from_text(text:str|None, # a header value, e.g. 'CT CHEST W/WO CONTRAST'
+                      anatomy_map:Mapping|None=None, # {header text or word: anatomy}, checked before the synonym table
+                     )->str|None:
+    "The known anatomies a header text names ('|'-joined): the whole value, else its words, by `anatomy_map` and `SYNONYMS`."
+    if _is_missing(text): return None
+    table = {**SYNONYMS['anatomy'], **{re.sub(r'\s+', ' ', str(k).strip().upper()): normalize_value('anatomy', v) for k, v in (anatomy_map or {}).items()}}
+    key = re.sub(r'\s+', ' ', str(text).strip().upper())
+    if key in table: return table[key]
+    found = []
+    for tok in re.split(r'[^A-Z]+', key):
+        for a in (table[tok].split('|') if tok in table else []):
+            if a not in found: found.append(a)
+    return '|'.join(found) or None
+
+def _dicom_header(p:Path):
+    "The dataset of a DICOM file, large values deferred; an error names a file that is empty, unreadable or cut short."
     import pydicom
+    from pydicom.tag import Tag
+    size = p.stat().st_size
+    if size == 0: raise ValueError(f"{p}: an empty (0-byte) file, not a DICOM")
+    try: ds = pydicom.dcmread(p, defer_size=1024)
+    except Exception as e: raise ValueError(f"{p}: cannot read the DICOM header: {type(e).__name__}: {e}") from e
+    raw = getattr(ds, '_dict', {}).get(Tag(0x7FE0, 0x0010))
+    if raw is None: raise ValueError(f"{p}: no pixel data: the file ends after {len(ds)} header elements ({size} bytes; truncated, or not an image)")
+    vt, n = getattr(raw, 'value_tell', None), getattr(raw, 'length', None)
+    if vt is not None and n is not None and n != 0xFFFFFFFF and vt + n > size:
+        raise ValueError(f"{p}: truncated: its pixel data needs {n} bytes from byte {vt}, the file has {size}")
+    return ds
+
+def _dicom_text(ds, kw)->str:
+    v = getattr(ds, kw, None)
+    return '' if v is None else str(v).strip()
+
+def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm / *.dicom
+                        missing:str='raise', # an unreadable file or one without Modality: 'raise', or 'skip' it (attrs['skipped'])
+                        anatomy_map:Mapping|None=None, # {header text or word: anatomy} for values the synonym table does not know
+                        unknown:str='list', # no known anatomy in the header: 'list' (empty anatomy + warning), 'raise' or 'drop'
+                       )->pd.DataFrame:
+    "A table (path, modality, anatomy, the tag each came from, the four description tags) from the DICOM headers of `paths`."
     if missing not in ('raise', 'skip'): raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    if unknown not in ('list', 'raise', 'drop'): raise ValueError(f"unknown must be 'list', 'raise' or 'drop', got {unknown!r}")
     if isinstance(paths, (str, Path)):
         p = Path(paths)
-        paths = sorted(p.rglob('*.dcm')) if p.is_dir() else [p]
+        if not p.exists(): raise FileNotFoundError(f"DICOM file or folder {p} does not exist")
+        paths = sorted(q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.dcm', '.dicom')) if p.is_dir() else [p]
     rows, skipped = [], []
     for p in map(Path, paths):
-        ds = pydicom.dcmread(p, stop_before_pixels=True)
-        row = dict(path=str(p))
-        for f, (kw, tag) in DICOM_TAGS.items():
-            v = getattr(ds, kw, None)
-            if _is_missing(v):
-                if missing == 'raise': raise ValueError(f"{p}: DICOM tag {kw} {tag} is missing or empty")
-                skipped.append((str(p), f"no {kw} {tag}")); break
-            row[f] = normalize_value(f, v)
-        else: rows.append(row)
-    df = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy'])
-    df.attrs['skipped'] = skipped
+        try:
+            if not p.is_file(): raise FileNotFoundError(f"DICOM file {p} does not exist")
+            ds = _dicom_header(p)
+            mod = getattr(ds, 'Modality', None)
+            if _is_missing(mod): raise ValueError(f"{p}: DICOM tag Modality (0008,0060) is missing or empty")
+        except (ValueError, FileNotFoundError) as e:
+            if missing == 'raise': raise
+            skipped.append((str(p), str(e))); continue
+        texts = {kw: _dicom_text(ds, kw) for kw in ANATOMY_TAGS}
+        ana, src = '', ''
+        for kw, t in texts.items():
+            a = anatomy_from_text(t, anatomy_map)
+            if a:
+                ana, src = a, kw if anatomy_from_text(t) == a else f'{kw} (anatomy_map)'
+                break
+        rows.append(dict(path=str(p), modality=normalize_value('modality', mod), anatomy=ana, modality_source='Modality',
+                         anatomy_source=src, **texts))
+    df = pd.DataFrame(rows, columns=DICOM_COLUMNS)
+    unres = df[df.anatomy == ''].reset_index(drop=True)
+    if len(unres):
+        desc = '\n  '.join(f"{r.path}: " + (', '.join(f"{kw}={r[kw]!r}" for kw in ANATOMY_TAGS if r[kw]) or 'no description tags')
+                           for _, r in unres.iterrows())
+        msg = (f"{len(unres)} DICOM file(s) name no known anatomy in BodyPartExamined, StudyDescription, SeriesDescription or "
+               f"ProtocolName (not guessed):\n  {desc}\nPass anatomy_map={{header text: anatomy}} to resolve them.")
+        if unknown == 'raise': raise ValueError(msg)
+        warnings.warn(msg + (" They are left out (unknown='drop')." if unknown == 'drop' else " They are listed with an empty anatomy."))
+        if unknown == 'drop': df = df[df.anatomy != ''].reset_index(drop=True)
+    df.attrs.update(skipped=skipped, unresolved=unres)
     return df
 
 # %% ../nbs/01_metadata.ipynb #bbb13feb

@@ -1,9 +1,10 @@
 "Readers and DataLoaders on the real public data in ../shared/data (skipped where that folder is absent)."
-import warnings
+import os, warnings
 import numpy as np, pandas as pd, pytest, torch
 from modan_nb.core import shared_data_dir
 from modan_nb.data import (read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, pretrain_dls,
-                           read_medmnist, task_tensor, load_image, read_busbra, read_kneeoa, TASK_COLUMNS, check_duplicates)
+                           read_medmnist, task_tensor, load_image, read_busbra, read_kneeoa, TASK_COLUMNS, check_duplicates,
+                           read_pretrain_table, decode_images)
 
 SHARED = shared_data_dir()
 
@@ -98,3 +99,14 @@ def test_kneeoa_counts_and_patient_folds():
     f = make_folds(k, 5, seed=0)
     assert f.groupby('group').fold.nunique().max() == 1         # both knees of a patient fall in one fold
     assert read_kneeoa(root.parent).equals(k)                   # the parent folder (with task/) reads the same
+
+def test_realrin_table_reads_and_every_file_exists():
+    csv = _need('realrin.csv')
+    t = read_pretrain_table(csv)
+    assert len(t) == 4894 and t.pair.nunique() == 9 and t['class'].nunique() == 19
+    assert sorted(t.pair.unique()) == ['CT/brain', 'CT/chest', 'MG/breast', 'MR/brain', 'MR/spine', 'US/fetal head',
+                                       'US/thyroid', 'XR/chest', 'XR/knee']
+    assert all(os.path.isfile(f) for f in t.file)
+    sub = t.groupby('pair').head(2)
+    x, keep, bad = decode_images(sub.file.tolist(), 32)
+    assert x.shape == (18, 1, 32, 32) and bad == []

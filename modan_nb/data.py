@@ -831,9 +831,10 @@ def check_duplicates(df:pd.DataFrame, # a task table
         if path_col not in df.columns: raise KeyError(f"{what} has no column '{path_col}' to look for duplicate images; pass duplicates='keep' to skip the check")
         hashes = [content_hash(p) for p in df[path_col]]
     if len(hashes) != len(df): raise ValueError(f"{len(hashes)} hashes for the {len(df)} rows of the {what}")
+    orig, df = df, (df if df.index.is_unique else df.reset_index(drop=True))   # a repeated index (pd.concat): rows by position
     h = pd.Series(list(hashes), index=df.index)
     dup = h[h.duplicated(keep=False)]
-    if len(dup) == 0: return df
+    if len(dup) == 0: return orig
     cols = [c for c in (path_col, label_col, group_col, fold_col) if c in df.columns]
     sets = [list(ix) for _, ix in dup.groupby(dup, sort=False).groups.items()]
     conflict = lambda ix: label_col in df.columns and df.loc[ix, label_col].nunique() > 1
@@ -854,8 +855,8 @@ def check_duplicates(df:pd.DataFrame, # a task table
     warnings.warn(f"{what}: dropped {len(rep)} row(s) holding an image of another row: "
                   f"{(rep.reason == 'duplicate').sum()} copies, {(rep.reason != 'duplicate').sum()} with conflicting labels "
                   f"(e.g. {rep[path_col].head(3).tolist() if path_col in rep else rep.row.head(3).tolist()}); see df.attrs['duplicates']")
-    out = df.drop(index=rep.row.tolist())
-    out.attrs = {**df.attrs, 'duplicates': rep}
+    out = orig[~df.index.isin(rep.row.tolist())]
+    out.attrs = {**orig.attrs, 'duplicates': rep}
     return out
 
 # %% ../nbs/03_data.ipynb #d65855f9

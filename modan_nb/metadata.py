@@ -37,6 +37,7 @@ SYNONYMS = {
         'ABD': 'abdomen', 'ABDOMEN': 'abdomen', 'PELVIS': 'pelvis', 'ABDOMENPELVIS': 'abdomen|pelvis',
         'CHEST': 'chest', 'THORAX': 'chest', 'LUNG': 'chest', 'LUNGS': 'chest',
         'BREAST': 'breast', 'THYROID': 'thyroid', 'NECK': 'neck',
+        'FETAL HEAD': 'fetal head', 'FEMORAL HEAD': 'hip',   # two-word names are matched before their words
     },
 }
 
@@ -289,9 +290,11 @@ def anatomy_from_text(text:str|None, # a header value, e.g. 'CT CHEST W/WO CONTR
     table = {**SYNONYMS['anatomy'], **{re.sub(r'\s+', ' ', str(k).strip().upper()): normalize_value('anatomy', v) for k, v in (anatomy_map or {}).items()}}
     key = re.sub(r'\s+', ' ', str(text).strip().upper())
     if key in table: return table[key]
-    found = []
-    for tok in re.split(r'[^A-Z]+', key):
-        for a in (table[tok].split('|') if tok in table else []):
+    toks, found, i = [t for t in re.split(r'[^A-Z]+', key) if t], [], 0
+    while i < len(toks):
+        two = ' '.join(toks[i:i+2])
+        hit, i = (table[two], i + 2) if i + 1 < len(toks) and two in table else (table.get(toks[i]), i + 1)
+        for a in (hit.split('|') if hit else []):
             if a not in found: found.append(a)
     return '|'.join(found) or None
 

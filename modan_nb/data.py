@@ -27,7 +27,7 @@ __all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'DUPLICATES', 'MRNET_PLANES', 'MRNE
            'show_pretrain_batch', 'sha256_file', 'make_minirin', 'read_busi', 'ddti_case', 'read_ddti',
            'read_thyroid_folders', 'read_busbra', 'read_kneeoa', 'read_mrnet', 'carve_valid', 'read_radimagenet_split',
            'read_medmnist', 'clear_task_cache', 'task_tensor', 'show_task', 'content_hash', 'array_hashes',
-           'check_duplicates', 'make_folds', 'save_folds', 'load_folds', 'subsample_fraction']
+           'check_duplicates', 'make_folds', 'save_folds', 'load_folds', 'check_fraction', 'subsample_fraction']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -910,6 +910,15 @@ def load_folds(path:str|Path, # a CSV written by `save_folds`
     return out
 
 # %% ../nbs/03_data.ipynb #d595c80c
+def check_fraction(frac, # a label fraction
+                   name:str='frac', # how the message names it (e.g. 'fractions[2]')
+                  )->float:
+    "`frac` as a float if it is a number in (0, 1]; else an error naming it (and a hint when it looks like a percentage)."
+    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.integer, np.floating)) or not 0 < frac <= 1:
+        hint = ' (a fraction, not a percentage)' if isinstance(frac, (int, float, np.integer, np.floating)) and not isinstance(frac, bool) and 1 < frac <= 100 else ''
+        raise ValueError(f"{name} must be a number in (0, 1], got {frac!r}{hint}")
+    return float(frac)
+
 def subsample_fraction(df:pd.DataFrame, # a (training) task table
                        frac:float, # share of each class's rows to keep, in (0, 1]
                        seed:int=0,
@@ -917,9 +926,7 @@ def subsample_fraction(df:pd.DataFrame, # a (training) task table
                        group_col:str='group', label_col:str='label',
                       )->pd.DataFrame:
     "A nested, stratified, grouped, seeded subsample of `df` (rows in their original order)."
-    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.integer, np.floating)) or not 0 < frac <= 1:
-        hint = ' (a fraction, not a percentage)' if isinstance(frac, (int, float)) and 1 < frac <= 100 else ''
-        raise ValueError(f"frac must be a number in (0, 1], got {frac!r}{hint}")
+    frac = check_fraction(frac)
     _check_columns(df, [group_col, label_col], what='task table')
     if len(df) == 0: raise ValueError("the task table is empty")
     g = df[group_col].astype(str)

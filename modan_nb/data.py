@@ -585,22 +585,25 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
     root = Path(root); csv = _need_file(root/'bus_data.csv', 'BUS-BRA table')
     d = pd.read_csv(csv, dtype=str, keep_default_na=False)
     _check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
-    path = d.Pathology.str.strip().str.lower()
-    bad = path[~path.isin(['benign', 'malignant'])]
+    patho = d.Pathology.str.strip().str.lower()
+    bad = patho[~patho.isin(['benign', 'malignant'])]
     if len(bad): raise ValueError(f"{csv} row {bad.index[0]+2} ({d.ID[bad.index[0]]}): Pathology must be benign or malignant, got {d.Pathology[bad.index[0]]!r}")
     dup = d.ID[d.ID.duplicated(keep=False)]
     if len(dup): raise ValueError(f"{csv}: ID {dup.iloc[0]!r} is listed {len(dup[dup == dup.iloc[0]])} times (rows {[i+2 for i in dup.index[dup == dup.iloc[0]]]})")
     files = [root/image_dir/(i if Path(i).suffix.lower() in IMAGE_EXTS else i + '.png') for i in d.ID.str.strip()]
     _missing_images(files, str(csv))
     opt = lambda c: d[c].str.strip() if c in d.columns else ''
-    df = pd.DataFrame(dict(path=[str(f) for f in files], label=(path == 'malignant').astype(int).values,
+    df = pd.DataFrame(dict(path=[str(f) for f in files], label=(patho == 'malignant').astype(int).values,
                            group=d.Case.str.strip().values, split='', item=[str(f.relative_to(root)) for f in files],
-                           pathology=path.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
+                           pathology=patho.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
     if folds == 'publisher':
         ff = _need_file(root/fold_file, 'BUS-BRA fold table')
         k = pd.read_csv(ff, dtype=str, keep_default_na=False)
         _check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
         kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
+        if kf.index.duplicated().any(): raise ValueError(f"{ff}: ID {kf.index[kf.index.duplicated()][0]!r} is listed more than once")
+        nonint = kf[~kf.str.fullmatch(r'\d+')]
+        if len(nonint): raise ValueError(f"{ff}: image {nonint.index[0]!r} has kFold {nonint.iloc[0]!r}, not a fold number")
         lost = [i for i in d.ID.str.strip() if i not in kf.index]
         if lost: raise ValueError(f"{ff}: {len(lost)} image(s) of {csv.name} have no fold, e.g. {lost[:5]}")
         df['kfold'] = kf.loc[d.ID.str.strip()].astype(int).values

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_metadata.ipynb #9f8d6d1d
 from __future__ import annotations
-import json, re
+import difflib, json, re, warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 import numpy as np
@@ -13,8 +13,10 @@ import torch
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'IMAGE_EXTS', 'DICOM_TAGS', 'normalize_value', 'MetadataEncoder',
-           'read_metadata_csv', 'metadata_from_paths', 'read_dicom_metadata', 'check_multihot', 'jaccard_matrix']
+__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'SEPARATOR_LOOKALIKES', 'NEW_VALUES', 'IMAGE_EXTS', 'DICOM_TAGS',
+           'ANATOMY_TAGS', 'DICOM_COLUMNS', 'normalize_value', 'known_values', 'near_miss', 'check_values',
+           'MetadataEncoder', 'read_metadata_csv', 'metadata_from_paths', 'anatomy_from_text', 'read_dicom_metadata',
+           'check_multihot', 'jaccard_matrix']
 
 # %% ../nbs/01_metadata.ipynb #246ebfa7
 DEFAULT_FIELDS = ('modality', 'anatomy')
@@ -30,10 +32,12 @@ SYNONYMS = {
     'anatomy': {
         'HEAD': 'brain', 'BRAIN': 'brain', 'SKULL': 'brain', 'CEREBRUM': 'brain',
         'KNEE': 'knee', 'SHOULDER': 'shoulder', 'HIP': 'hip', 'ANKLE': 'ankle', 'FOOT': 'foot',
+        'ELBOW': 'elbow', 'WRIST': 'wrist', 'HAND': 'hand',
         'SPINE': 'spine', 'CSPINE': 'spine', 'TSPINE': 'spine', 'LSPINE': 'spine', 'C-SPINE': 'spine', 'L-SPINE': 'spine',
         'ABD': 'abdomen', 'ABDOMEN': 'abdomen', 'PELVIS': 'pelvis', 'ABDOMENPELVIS': 'abdomen|pelvis',
         'CHEST': 'chest', 'THORAX': 'chest', 'LUNG': 'chest', 'LUNGS': 'chest',
         'BREAST': 'breast', 'THYROID': 'thyroid', 'NECK': 'neck',
+        'FETAL HEAD': 'fetal head', 'FEMORAL HEAD': 'hip',   # two-word names are matched before their words
     },
 }
 
@@ -70,6 +74,72 @@ def _check_columns(df, fields, what='table'):
     missing = [f for f in fields if f not in df.columns]
     if missing: raise KeyError(f"{what} has no column(s) {missing}; it has {list(df.columns)}")
 
+# %% ../nbs/01_metadata.ipynb #d2df04bf
+SEPARATOR_LOOKALIKES = (';', ',', '/', '+', '&')
+NEW_VALUES = ('error', 'accept')
+
+def known_values(field:str)->set:
+    "The canonical values the synonym table knows for `field` (e.g. {'CT', 'MR', 'US', ...} for modality)."
+    return {p for v in SYNONYMS.get(field, {}).values() for p in v.split('|')}
+
+def near_miss(field:str, # the metadata field
+              value:str, # the raw value of one cell
+              sep:str|None='|', # the separator of several labels in one cell
+              others:Iterable[str]=(), # other (more frequent) normalised values of the same column
+             )->tuple|None:
+    "(suggestion, why) if `value` is almost a known value (a near spelling, or known labels joined by another separator); else None."
+    v, known, table = str(value).strip(), known_values(field), SYNONYMS.get(field, {})
+    parts = v.split(sep) if sep else [v]
+    is_known = lambda p: all(q in known for q in normalize_value(field, p).split('|'))
+    if all(is_known(p) for p in parts): return None
+    for s in SEPARATOR_LOOKALIKES:
+        ps = [p for p in v.split(s) if p.strip()] if s != sep and s in v else []
+        if len(ps) > 1 and all(is_known(p) for p in ps):
+            return (sep or '|').join(normalize_value(field, p) for p in ps), f"known values joined by {s!r}; the separator is {sep!r}"
+    cands = {**{k: t for k, t in table.items()}, **{k.upper(): k for k in known}, **{o.upper(): o for o in others}}
+    out, changed = [], False
+    for p in parts:
+        key = re.sub(r'\s+', ' ', p.strip().upper())
+        m = difflib.get_close_matches(key, [c for c in cands if c != key], n=1, cutoff=0.8) if not is_known(p) and len(key) >= 4 else []
+        out.append(cands[m[0]] if m else normalize_value(field, p)); changed |= bool(m)
+    return ((sep or '|').join(out), 'a near spelling of a known value') if changed else None
+
+def _apply_mapping(field, values, mapping):
+    m = {str(k).strip().upper(): v for k, v in (mapping or {}).get(field, {}).items()}
+    return [m.get(str(v).strip().upper(), v) if not _is_missing(v) else v for v in values]
+
+def check_values(df:pd.DataFrame, # a table with one column per field
+                 fields:Sequence[str]=DEFAULT_FIELDS,
+                 sep:str|None='|', # the separator of several labels in one cell
+                 mapping:Mapping|None=None, # {field: {raw value: value}}, applied before the check (case-insensitive)
+                 new_values:str='error', # an almost-known value: 'error' (list value -> suggestion) or 'accept' it as new
+                 what:str='table', # how messages name the table
+                )->pd.DataFrame:
+    "A copy of `df` with `mapping` applied; an error lists every almost-known value (value -> suggestion, rows)."
+    if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
+    if mapping is not None and (not isinstance(mapping, Mapping) or not all(isinstance(m, Mapping) for m in mapping.values())):
+        raise ValueError(f"mapping must be {{field: {{raw value: value}}}}, e.g. {{'modality': {{'Ultrasoud': 'US'}}}}; got {mapping!r}")
+    bad_fields = [f for f in (mapping or {}) if f not in fields]
+    if bad_fields: raise ValueError(f"mapping names field(s) {bad_fields} that are not among {list(fields)}")
+    _check_columns(df, fields, what=what)
+    df = df.copy()
+    flagged = []
+    for f in fields:
+        df[f] = _apply_mapping(f, df[f].tolist(), mapping)
+        if new_values == 'accept' or f not in SYNONYMS: continue   # fields without a synonym table (label, view) are free text
+        raw = df[f].where(~df[f].map(_is_missing), None)
+        counts = pd.Series([normalize_value(f, v) for v in raw.dropna()]).value_counts()
+        for v, rows in raw.dropna().groupby(raw.dropna().astype(str)).groups.items():
+            others = [o for o, n in counts.items() if n > counts.get(normalize_value(f, v), 0)]
+            s = near_miss(f, v, sep, others)
+            if s is not None: flagged.append((f, v, s[0], s[1], list(rows)))
+    if flagged:
+        lines = [f"{f} {v!r} -> {s!r}? ({why}; row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''})" for f, v, s, why, rows in flagged[:10]]
+        example = {flagged[0][0]: {flagged[0][1]: flagged[0][2]}}
+        raise ValueError(f"{what}: {len(flagged)} value(s) are almost known values and would become new classes:\n  " + '\n  '.join(lines)
+                         + f"\nPass mapping= (e.g. {example}) to map them, or new_values='accept' to keep them as new values.")
+    return df
+
 # %% ../nbs/01_metadata.ipynb #9c143098
 class MetadataEncoder:
     "Encode metadata fields (default modality and anatomy) as the concatenation of one multi-hot block per field."
@@ -77,14 +147,18 @@ class MetadataEncoder:
                  fields:Sequence[str]=DEFAULT_FIELDS, # the table columns to encode, in block order
                  sep:str='|', # separates several labels in one cell, e.g. 'abdomen|pelvis'
                  other:bool=False, # map unknown values to an `<other>` slot per field instead of failing
+                 new_values:str='error', # at `fit`, an almost-known value ('Ultrasoud') is an error, or 'accept' it (`check_values`)
+                 mapping:Mapping|None=None, # {field: {raw value: value}} applied before normalising, at fit and encode
                 ):
         if isinstance(fields, str): fields = (fields,)
         if not fields: raise ValueError("fields must name at least one column")
-        store_attr('sep,other'); self.fields = tuple(fields); self.vocab = None
+        if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
+        store_attr('sep,other,new_values'); self.mapping = {f: dict(m) for f, m in (mapping or {}).items()}
+        self.fields = tuple(fields); self.vocab = None
 
     def fit(self, df:pd.DataFrame): # a table with one column per field
-        "Learn each field's sorted vocabulary from `df`."
-        _check_columns(df, self.fields)
+        "Learn each field's sorted vocabulary from `df` (almost-known values are flagged, see `check_values`)."
+        df = check_values(df, self.fields, self.sep, self.mapping, self.new_values)
         self.vocab = {}
         for f in self.fields:
             vals = set()
@@ -121,6 +195,7 @@ class MetadataEncoder:
         single = not isinstance(data, pd.DataFrame)
         df = pd.DataFrame([dict(data)], index=[getattr(data, 'name', 0)]) if single else data
         _check_columns(df, self.fields)
+        if self.mapping: df = check_values(df, self.fields, self.sep, self.mapping, new_values='accept')
         Y = np.zeros((len(df), self.n_out), dtype=np.float32)
         for j, f in enumerate(self.fields):
             off = self.blocks[f].start
@@ -140,10 +215,12 @@ class MetadataEncoder:
                 for y in Y.reshape(-1, self.n_out)]
         return rows[0] if Y.ndim == 1 else rows
 
-    def to_dict(self)->dict: self._check_fitted(); return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab)
+    def to_dict(self)->dict:
+        self._check_fitted()
+        return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab, new_values=self.new_values, mapping=self.mapping)
     @classmethod
     def from_dict(cls, d:dict):
-        enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False))
+        enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False), new_values=d.get('new_values', 'error'), mapping=d.get('mapping'))
         enc.vocab = {f: list(d['vocab'][f]) for f in enc.fields}
         return enc
     def save(self, path:str|Path): # a .json file
@@ -164,12 +241,16 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.dcm', '.dicom'
 def read_metadata_csv(path:str|Path, # a CSV with a path column and one column per field
                       fields:Sequence[str]=DEFAULT_FIELDS, # the metadata columns that must be there
                       path_col:str='path', # the column of image paths
+                      mapping:Mapping|None=None, # {field: {raw value: value}} for almost-known values (see `check_values`)
+                      new_values:str='error', # an almost-known value: 'error' or 'accept' it as a new value
                      )->pd.DataFrame:
-    "Read a metadata table, check its columns and values, and normalise the field spellings."
+    "Read a metadata table, check its columns and values (almost-known ones are flagged), and normalise the field spellings."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
     df = pd.read_csv(path)
     _check_columns(df, [path_col, *fields], what=f"metadata table {path}")
+    df.index = df.index + 2   # rows named by their CSV line
+    df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)
     for f in fields:
         df[f] = [ '|'.join(_split_values(f, v, '|', f"{path.name}:{i+2}")) for i, v in enumerate(df[f]) ]
     df.attrs['root'] = str(path.parent)
@@ -197,29 +278,87 @@ def metadata_from_paths(paths:str|Path|Iterable, # a RadImageNet-style root fold
 
 # %% ../nbs/01_metadata.ipynb #88bb5ab8
 DICOM_TAGS = {'modality': ('Modality', '(0008,0060)'), 'anatomy': ('BodyPartExamined', '(0018,0015)')}
+ANATOMY_TAGS = {'BodyPartExamined': '(0018,0015)', 'StudyDescription': '(0008,1030)', 'SeriesDescription': '(0008,103E)',
+                'ProtocolName': '(0018,1030)'}   # searched in this order
+DICOM_COLUMNS = ['path', 'modality', 'anatomy', 'modality_source', 'anatomy_source', *ANATOMY_TAGS]
 
-def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm
-                        missing:str='raise', # 'raise' on a missing tag, or 'skip' the file and report it
-                       )->pd.DataFrame:
-    "A table (path, modality, anatomy) from the DICOM headers of `paths`, with normalised spellings."
+def anatomy_from_text(text:str|None, # a header value, e.g. 'CT CHEST W/WO CONTRAST'
+                      anatomy_map:Mapping|None=None, # {header text or word: anatomy}, checked before the synonym table
+                     )->str|None:
+    "The known anatomies a header text names ('|'-joined): the whole value, else its words, by `anatomy_map` and `SYNONYMS`."
+    if _is_missing(text): return None
+    table = {**SYNONYMS['anatomy'], **{re.sub(r'\s+', ' ', str(k).strip().upper()): normalize_value('anatomy', v) for k, v in (anatomy_map or {}).items()}}
+    key = re.sub(r'\s+', ' ', str(text).strip().upper())
+    if key in table: return table[key]
+    toks, found, i = [t for t in re.split(r'[^A-Z]+', key) if t], [], 0
+    while i < len(toks):
+        two = ' '.join(toks[i:i+2])
+        hit, i = (table[two], i + 2) if i + 1 < len(toks) and two in table else (table.get(toks[i]), i + 1)
+        for a in (hit.split('|') if hit else []):
+            if a not in found: found.append(a)
+    return '|'.join(found) or None
+
+def _dicom_header(p:Path):
+    "The dataset of a DICOM file, large values deferred; an error names a file that is empty, unreadable or cut short."
     import pydicom
+    from pydicom.tag import Tag
+    size = p.stat().st_size
+    if size == 0: raise ValueError(f"{p}: an empty (0-byte) file, not a DICOM")
+    try: ds = pydicom.dcmread(p, defer_size=1024)
+    except Exception as e: raise ValueError(f"{p}: cannot read the DICOM header: {type(e).__name__}: {e}") from e
+    raw = getattr(ds, '_dict', {}).get(Tag(0x7FE0, 0x0010))
+    if raw is None: raise ValueError(f"{p}: no pixel data: the file ends after {len(ds)} header elements ({size} bytes; truncated, or not an image)")
+    vt, n = getattr(raw, 'value_tell', None), getattr(raw, 'length', None)
+    if vt is not None and n is not None and n != 0xFFFFFFFF and vt + n > size:
+        raise ValueError(f"{p}: truncated: its pixel data needs {n} bytes from byte {vt}, the file has {size}")
+    return ds
+
+def _dicom_text(ds, kw)->str:
+    v = getattr(ds, kw, None)
+    return '' if v is None else str(v).strip()
+
+def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm / *.dicom
+                        missing:str='raise', # an unreadable file or one without Modality: 'raise', or 'skip' it (attrs['skipped'])
+                        anatomy_map:Mapping|None=None, # {header text or word: anatomy} for values the synonym table does not know
+                        unknown:str='list', # no known anatomy in the header: 'list' (empty anatomy + warning), 'raise' or 'drop'
+                       )->pd.DataFrame:
+    "A table (path, modality, anatomy, the tag each came from, the four description tags) from the DICOM headers of `paths`."
     if missing not in ('raise', 'skip'): raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    if unknown not in ('list', 'raise', 'drop'): raise ValueError(f"unknown must be 'list', 'raise' or 'drop', got {unknown!r}")
     if isinstance(paths, (str, Path)):
         p = Path(paths)
-        paths = sorted(p.rglob('*.dcm')) if p.is_dir() else [p]
+        if not p.exists(): raise FileNotFoundError(f"DICOM file or folder {p} does not exist")
+        paths = sorted(q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.dcm', '.dicom')) if p.is_dir() else [p]
     rows, skipped = [], []
     for p in map(Path, paths):
-        ds = pydicom.dcmread(p, stop_before_pixels=True)
-        row = dict(path=str(p))
-        for f, (kw, tag) in DICOM_TAGS.items():
-            v = getattr(ds, kw, None)
-            if _is_missing(v):
-                if missing == 'raise': raise ValueError(f"{p}: DICOM tag {kw} {tag} is missing or empty")
-                skipped.append((str(p), f"no {kw} {tag}")); break
-            row[f] = normalize_value(f, v)
-        else: rows.append(row)
-    df = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy'])
-    df.attrs['skipped'] = skipped
+        try:
+            if not p.is_file(): raise FileNotFoundError(f"DICOM file {p} does not exist")
+            ds = _dicom_header(p)
+            mod = getattr(ds, 'Modality', None)
+            if _is_missing(mod): raise ValueError(f"{p}: DICOM tag Modality (0008,0060) is missing or empty")
+        except (ValueError, FileNotFoundError) as e:
+            if missing == 'raise': raise
+            skipped.append((str(p), str(e))); continue
+        texts = {kw: _dicom_text(ds, kw) for kw in ANATOMY_TAGS}
+        ana, src = '', ''
+        for kw, t in texts.items():
+            a = anatomy_from_text(t, anatomy_map)
+            if a:
+                ana, src = a, kw if anatomy_from_text(t) == a else f'{kw} (anatomy_map)'
+                break
+        rows.append(dict(path=str(p), modality=normalize_value('modality', mod), anatomy=ana, modality_source='Modality',
+                         anatomy_source=src, **texts))
+    df = pd.DataFrame(rows, columns=DICOM_COLUMNS)
+    unres = df[df.anatomy == ''].reset_index(drop=True)
+    if len(unres):
+        desc = '\n  '.join(f"{r.path}: " + (', '.join(f"{kw}={r[kw]!r}" for kw in ANATOMY_TAGS if r[kw]) or 'no description tags')
+                           for _, r in unres.iterrows())
+        msg = (f"{len(unres)} DICOM file(s) name no known anatomy in BodyPartExamined, StudyDescription, SeriesDescription or "
+               f"ProtocolName (not guessed):\n  {desc}\nPass anatomy_map={{header text: anatomy}} to resolve them.")
+        if unknown == 'raise': raise ValueError(msg)
+        warnings.warn(msg + (" They are left out (unknown='drop')." if unknown == 'drop' else " They are listed with an empty anatomy."))
+        if unknown == 'drop': df = df[df.anatomy != ''].reset_index(drop=True)
+    df.attrs.update(skipped=skipped, unresolved=unres)
     return df
 
 # %% ../nbs/01_metadata.ipynb #bbb13feb

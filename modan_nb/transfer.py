@@ -4,13 +4,15 @@
 
 # %% ../nbs/07_transfer.ipynb #945217a9
 from __future__ import annotations
-import contextlib, copy, json, time
+import contextlib, copy, dataclasses, hashlib, io, json, os, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -20,9 +22,10 @@ from fastcore.basics import store_attr
 from .core import seed_everything, default_device, IN_TEST
 
 # %% auto #0
-__all__ = ['DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane', 'task_cases', 'task_inputs',
-           'encode_images', 'extract_features', 'BinaryClassifier', 'predict_logits', 'safe_auc', 'fit_binary',
-           'sklearn_probe', 'inner_split', 'unit_seed', 'run_transfer', 'demo_encoders']
+__all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'DUPLICATES', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
+           'task_cases', 'task_inputs', 'encode_images', 'extract_features', 'make_head', 'BinaryClassifier',
+           'predict_logits', 'prob1', 'safe_auc', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe',
+           'unit_seed', 'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -30,8 +33,13 @@ def to_float01(x:torch.Tensor)->torch.Tensor:
     return x.float().div_(255.) if x.dtype == torch.uint8 else x.float()
 
 def _autocast(device:torch.device):
-    "Mixed precision on CUDA (no-op elsewhere)."
+    "Mixed precision for the training steps of fine-tuning on CUDA (no-op elsewhere). Features and scores never use it."
     return torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else contextlib.nullcontext()
+
+def _float32(device:torch.device):
+    "Autocast switched off: features and scores in float32 even inside a caller's mixed-precision context."
+    try: return torch.autocast(device.type, enabled=False)
+    except (RuntimeError, ValueError): return contextlib.nullcontext()
 
 def is_multiplane(df:pd.DataFrame)->bool:
     "True when `df` has a `plane` column with several planes for some `group` (MRNet's layout)."
@@ -82,14 +90,14 @@ def encode_images(encoder:nn.Module, # maps (B,1,H,W) floats in [0,1] to (B,F)
                   bs:int=64, # batch size
                   device=None, # default: `core.default_device()`
                  )->torch.Tensor:
-    "(N,F) float32 features on the CPU, encoder in eval mode (its train/eval state is restored)."
+    "(N,F) float32 features on the CPU, computed in float32 (no autocast), encoder in eval mode (its train/eval state is restored)."
     device = default_device(device) if not isinstance(device, torch.device) else device
     was_training = encoder.training
     encoder.eval().to(device)
     try:
         out = []
         for i in range(0, len(x), bs):
-            with _autocast(device): f = encoder(to_float01(x[i:i+bs]).to(device))
+            with _float32(device): f = encoder(to_float01(x[i:i+bs]).to(device))
             out.append(f.float().cpu())
         return torch.cat(out) if out else torch.zeros(0, getattr(encoder, 'n_features', 0))
     finally: encoder.train(was_training)
@@ -130,23 +138,40 @@ def extract_features(encoder:nn.Module, # a frozen encoder: (B,1,H,W) in [0,1] -
     return torch.stack([torch.cat(pooled[i*k:(i+1)*k]) for i in range(len(samples))]).numpy()
 
 # %% ../nbs/07_transfer.ipynb #a3206559
+HEADS = ('linear', 'two_logit', 'features_as_logits')
+
+def make_head(kind:str, # 'linear', 'two_logit' or 'features_as_logits', see `HEADS`
+              n_in:int, # features entering the head
+             )->nn.Module:
+    "A new classification head: one logit (`linear`), two softmax logits (`two_logit`), or none (`features_as_logits`)."
+    if kind == 'linear': return nn.Linear(n_in, 1)
+    if kind == 'two_logit': return nn.Linear(n_in, 2)
+    if kind == 'features_as_logits':
+        if n_in < 2: raise ValueError(f"head 'features_as_logits' needs at least 2 features, got {n_in}")
+        return nn.Identity()
+    raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+
 class BinaryClassifier(nn.Module):
-    "An encoder and a one-logit linear head; exams (tuples of plane volumes) are pooled over slices per plane, planes concatenated."
+    "An encoder and a new head; exams (tuples of plane volumes) are pooled over slices per plane, planes concatenated."
     def __init__(self, encoder:nn.Module, # (B,1,H,W) in [0,1] -> (B,F)
                  n_features:int|None=None, # F (default `encoder.n_features`)
                  n_planes:int=1, # planes per exam (3 for MRNet)
-                 pool:str='max'): # slice pooling for volumes
+                 pool:str='max', # slice pooling for volumes
+                 head:str='linear'): # see `make_head`
         super().__init__()
         n_features = n_features or getattr(encoder, 'n_features', None)
         if n_features is None: raise ValueError("pass n_features: the encoder has no attribute n_features")
         store_attr('encoder,n_planes,pool')
-        self.head = nn.Linear(n_features*n_planes, 1)
+        self.head_kind = head
+        self.head = make_head(head, n_features*n_planes)
 
     def features(self, xb):
         if isinstance(xb, torch.Tensor): return self.encoder(xb)
         return torch.stack([torch.cat([_pool(self.encoder(v), self.pool) for v in ((s,) if isinstance(s, torch.Tensor) else s)])
                             for s in xb])
-    def forward(self, xb): return self.head(self.features(xb)).squeeze(-1)
+    def forward(self, xb):
+        out = self.head(self.features(xb))
+        return out.squeeze(-1) if self.head_kind == 'linear' else out
 
 # %% ../nbs/07_transfer.ipynb #ab503140
 def _take(x, idx):
@@ -161,13 +186,23 @@ def _to(xb, device):
 @torch.no_grad()
 def predict_logits(model:nn.Module, x, # images, exams or features
                    bs:int=64, device=None)->np.ndarray:
-    "Logits of `model` on `x`, in eval mode, in batches."
+    "Outputs of `model` on `x` in float32 (no autocast), in eval mode, in batches: (N,) logits, or (N,K) for softmax heads."
     device = default_device(device) if not isinstance(device, torch.device) else device
     model.eval().to(device)
     out = []
     for i in range(0, len(x), bs):
-        with _autocast(device): out.append(model(_to(_take(x, range(i, min(i+bs, len(x)))), device)).float().cpu())
+        with _float32(device): out.append(model(_to(_take(x, range(i, min(i+bs, len(x)))), device)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+def prob1(out)->np.ndarray:
+    "Probability of class 1: the sigmoid of one logit per sample, or column 1 of the softmax of (N,K) logits."
+    o = np.asarray(out, dtype=np.float32)
+    if o.ndim == 1: return 1/(1+np.exp(-o))
+    return torch.softmax(torch.from_numpy(o), -1)[:, 1].numpy()
+
+def _loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "BCE-with-logits on one logit per sample; cross-entropy on (B,K) logits with the 0/1 label as the class index."
+    return F.binary_cross_entropy_with_logits(out, y.float()) if out.ndim == 1 else F.cross_entropy(out, y.long())
 
 def safe_auc(y, s)->float:
     "ROC AUC, NaN when `y` has one class only."
@@ -180,21 +215,36 @@ def _better(auc, loss, best):
     if np.isnan(auc) or np.isnan(b_auc): return loss < b_loss
     return auc > b_auc or (auc == b_auc and loss < b_loss)
 
-def fit_binary(model:nn.Module, # outputs one logit per sample
+def _n_slices(s)->int: return len(s) if isinstance(s, torch.Tensor) else sum(len(v) for v in s)
+
+def _accum_chunks(x, idx, max_slices):
+    "`idx` split into runs of whole exams holding at most `max_slices` slices (one run for images, or when None)."
+    if isinstance(x, torch.Tensor) or max_slices is None: return [idx]
+    chunks, cur, n = [], [], 0
+    for i in idx.tolist():
+        k = _n_slices(x[i])
+        if cur and n + k > max_slices: chunks.append(cur); cur, n = [], 0
+        cur.append(i); n += k
+    return [torch.tensor(c) for c in chunks + [cur]]
+
+def fit_binary(model:nn.Module, # outputs one logit per sample (BCE), or (B,K) logits (cross-entropy)
                x, y, # training inputs (images, exams or features) and 0/1 labels
                valid:tuple|None=None, # (x_valid, y_valid) for model selection, or None (keep the last epoch)
                epochs:int=10, bs:int=32, lr:float=1e-4, # the paper's recipe
                step_size:int=5, gamma:float=0.1, # StepLR schedule
                device=None, seed:int=0, # seed of the batch order
+               max_slices:int|None=None, # exams: at most this many slices per forward/backward (gradients accumulated)
               )->tuple:
-    "Train with Adam + StepLR + BCEWithLogits; load the best validation epoch's copied weights. Returns (model, history, best_epoch)."
+    "Train with Adam + StepLR; load the best validation epoch's copied weights. Returns (model, history, best_epoch)."
+    if len(y) == 0: raise ValueError("fit_binary: the training set is empty")
+    if len(x) != len(y): raise ValueError(f"fit_binary: {len(x)} inputs for {len(y)} labels")
     device = default_device(device) if not isinstance(device, torch.device) else device
     model.to(device)
     y_t = torch.as_tensor(np.asarray(y), dtype=torch.float32)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
-    loss_fn, g = nn.BCEWithLogitsLoss(), torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
     best, best_state, best_epoch, hist = None, None, epochs, []
     for epoch in range(1, epochs+1):
         model.train()
@@ -202,15 +252,21 @@ def fit_binary(model:nn.Module, # outputs one logit per sample
         for i in range(0, len(perm), bs):
             idx = perm[i:i+bs]
             if len(idx) < 2 and len(perm) > 1: continue
-            with _autocast(device): loss = loss_fn(model(_to(_take(x, idx), device)).float(), y_t[idx].to(device))
-            opt.zero_grad(); loss.backward(); opt.step()
-            tot, n = tot + loss.item()*len(idx), n + len(idx)
+            opt.zero_grad(); batch_loss = 0.
+            for part in _accum_chunks(x, idx, max_slices):   # whole exams per chunk: BatchNorm sees each volume alone anyway
+                with _autocast(device): out = model(_to(_take(x, part), device))
+                loss = _loss(out.float(), y_t[part].to(device))
+                if len(part) != len(idx): loss = loss * (len(part) / len(idx))
+                loss.backward(); batch_loss += loss.item()
+            opt.step()
+            tot, n = tot + batch_loss*len(idx), n + len(idx)
         sched.step()
         rec = dict(epoch=epoch, train_loss=tot/max(n, 1))
         if valid is not None:
             lv = predict_logits(model, valid[0], device=device)
             yv = np.array(valid[1], dtype=np.float32)
-            rec.update(valid_loss=float(loss_fn(torch.from_numpy(lv), torch.from_numpy(yv))), valid_auc=safe_auc(yv, lv))
+            rec.update(valid_loss=float(_loss(torch.from_numpy(lv), torch.from_numpy(yv))),
+                       valid_auc=safe_auc(yv, lv if lv.ndim == 1 else prob1(lv)))
             if _better(rec['valid_auc'], rec['valid_loss'], best):
                 best, best_epoch = (rec['valid_auc'], rec['valid_loss']), epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -244,23 +300,96 @@ def sklearn_probe(X_train:np.ndarray, y_train, # training features (N,F) and 0/1
 
 # %% ../nbs/07_transfer.ipynb #b67e7a73
 def inner_split(cases:pd.DataFrame, # training cases (label, group)
-                valid_frac:float=0.2, # share of the patients held out for validation
+                valid_frac:float=0.2, # share of the patients held out for validation; 0: no validation set
                 seed:int=0,
                 min_valid_groups:int=5, # patients per class needed to carve a validation set
                )->tuple:
     "Positions (train, valid) of a grouped, stratified split of `cases`; valid is empty when a class has too few patients."
+    if not 0 <= valid_frac < 1: raise ValueError(f"valid_frac must be in [0, 1), got {valid_frac!r}")
     y, g = cases['label'].to_numpy().astype(int), cases['group'].astype(str).to_numpy()
-    n_groups = min(len(np.unique(g[y == c])) for c in (0, 1))
     pos = np.arange(len(cases))
+    if valid_frac == 0: return pos, pos[:0]
+    n_groups = min(len(np.unique(g[y == c])) for c in (0, 1))
     if n_groups < min_valid_groups: return pos, pos[:0]
     skf = StratifiedGroupKFold(n_splits=max(2, round(1/valid_frac)), shuffle=True, random_state=seed)
     tr, va = next(skf.split(pos, y, g))
     return tr, va
 
+# %% ../nbs/07_transfer.ipynb #f3a1c0d7
+_SELECT, _PROBE_BN, _NORMALIZE = ('best', 'last'), ('eval', 'train'), ('encoder', 'none')
+
+@dataclass(frozen=True)
+class TransferRecipe:
+    "How `run_transfer` trains and scores each unit. The defaults are `TransferRecipe.paper()`."
+    size:int=224 # images (and slices) are resized to size x size
+    epochs:int=10 # fine-tuning epochs
+    bs:int=32 # batch size (images, or exams)
+    lr:float=1e-4 # fine-tuning Adam learning rate
+    step_size:int=5 # StepLR step (epochs)
+    gamma:float=0.1 # StepLR factor
+    select:str='best' # 'best': the epoch of best validation AUC (ties: lower loss); 'last': the last epoch
+    valid_frac:float=0.2 # share of the training patients held out when select='best' (0: none, the last epoch)
+    probe_lr:float|None=None # linear probing Adam learning rate (None: `lr`, the paper's one recipe)
+    probe_epochs:int|None=None # linear probing epochs (None: `epochs`)
+    probe_bn:str='eval' # linear probing: 'eval' (frozen encoder in eval mode, features cached) or 'train' (BatchNorm in training mode)
+    head:str='linear' # fine-tuning head, see `HEADS`
+    probe_head:str='linear' # linear probing head: 'linear' or 'two_logit'
+    normalize:str='encoder' # 'encoder': the encoder's own input normalisation; 'none': [0,1] pixels as they are
+    pool:str='max' # slice pooling of volumes: 'max' or 'mean'
+    max_slices:int|None=256 # fine-tuning on exams: slices per forward/backward chunk (whole exams, gradients accumulated)
+    n_folds:int=5 # outer folds when the table has none
+    repeats:int=10 # the fold procedure is repeated with folds unchanged
+    fractions:tuple=(1.,) # label fractions of the training split
+
+    def __post_init__(self):
+        object.__setattr__(self, 'fractions', tuple(float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else f
+                                                    for f in np.atleast_1d(self.fractions).tolist()))
+        for k in ('size', 'epochs', 'bs', 'step_size', 'probe_epochs', 'n_folds', 'repeats'):
+            v = getattr(self, k)
+            if v is None and k == 'probe_epochs': continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"TransferRecipe.{k} must be an integer >= 1, got {v!r}")
+        for k in ('lr', 'gamma', 'probe_lr'):
+            v = getattr(self, k)
+            if v is None and k == 'probe_lr': continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0: raise ValueError(f"TransferRecipe.{k} must be a number > 0, got {v!r}")
+        if isinstance(self.valid_frac, bool) or not isinstance(self.valid_frac, (int, float)) or not 0 <= self.valid_frac < 1:
+            raise ValueError(f"TransferRecipe.valid_frac must be in [0, 1), got {self.valid_frac!r}")
+        if self.max_slices is not None and (isinstance(self.max_slices, bool) or not isinstance(self.max_slices, int) or self.max_slices < 1):
+            raise ValueError(f"TransferRecipe.max_slices must be None or an integer >= 1, got {self.max_slices!r}")
+        bad = [f for f in self.fractions if not isinstance(f, float) or not 0 < f <= 1]
+        if bad or not self.fractions: raise ValueError(f"TransferRecipe.fractions must be numbers in (0, 1], got {self.fractions!r}")
+        for k, ok in (('select', _SELECT), ('probe_bn', _PROBE_BN), ('head', HEADS), ('probe_head', HEADS[:2]),
+                      ('normalize', _NORMALIZE), ('pool', ('max', 'mean'))):
+            if getattr(self, k) not in ok: raise ValueError(f"TransferRecipe.{k} must be one of {ok}, got {getattr(self, k)!r}")
+
+    @classmethod
+    def paper(cls, **kw):
+        "The paper's text: best validation epoch, one-logit heads, linear probing at the fine-tuning recipe, encoder's normalisation."
+        return cls(**kw)
+
+    @classmethod
+    def authors(cls, **kw):
+        "What the authors' scripts ran: last epoch, no carve-out, their heads, probe at Adam 1e-3 with BatchNorm training, no normalisation."
+        return cls(**{**dict(select='last', valid_frac=0., probe_lr=1e-3, probe_epochs=10, probe_bn='train', head='features_as_logits',
+                             probe_head='two_logit', normalize='none'), **kw})
+
+    def replace(self, **kw)->TransferRecipe:
+        "A copy with the fields `kw` changed; an unknown name is an error that lists the fields."
+        names = [f.name for f in dataclasses.fields(self)]
+        bad = [k for k in kw if k not in names]
+        if bad: raise TypeError(f"unknown TransferRecipe field(s) {bad}; the fields are {names}")
+        return dataclasses.replace(self, **kw)
+
+    def settings(self)->dict:
+        "The fields that change a unit's result (not `repeats` and `fractions`, which only add units), for the resume check."
+        d = dataclasses.asdict(self)
+        for k in ('repeats', 'fractions'): d.pop(k)
+        return d
+
 # %% ../nbs/07_transfer.ipynb #c15fd1ff
 UNIT_COLS = ['method', 'task', 'protocol', 'fraction', 'fold', 'repeat']
 PROTOCOLS = ('finetune', 'linear', 'sklearn')
-_CONFIG_KEYS = ('size', 'epochs', 'bs', 'lr', 'step_size', 'gamma', 'n_folds', 'seed', 'valid_frac', 'agg', 'pool')
+DUPLICATES = ('error', 'drop', 'keep')
 
 def unit_seed(seed:int, repeat:int, fold:int)->int:
     "The seed of one unit: a function of (seed, repeat, fold) only, the same for every method."
@@ -269,67 +398,149 @@ def unit_seed(seed:int, repeat:int, fold:int)->int:
 # %% ../nbs/07_transfer.ipynb #a07c6a8b
 def _key(d): return (str(d['method']), str(d['task']), str(d['protocol']), round(float(d['fraction']), 8), int(d['fold']), int(d['repeat']))
 
+_KILL_ENV, _N_WRITES = 'MODAN_TRANSFER_KILL_AT', [0]
+
+def _append_text(f:Path, text:str):
+    "Append whole lines with one `write`; the test hook `MODAN_TRANSFER_KILL_AT=n` kills the process half-way through the n-th append."
+    data = text.encode()
+    _N_WRITES[0] += 1
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.environ.get(_KILL_ENV) == str(_N_WRITES[0]): os.write(fd, data[:len(data)//2]); os._exit(137)
+        view = memoryview(data)
+        while view: view = view[os.write(fd, view):]
+    finally: os.close(fd)
+
+def _write_atomic(f:Path, text:str):
+    "Replace `f` by `text` through a temporary file in the same folder: a kill leaves the old file or the new."
+    tmp = f.with_name(f'.{f.name}.{os.getpid()}.tmp')
+    tmp.write_text(text); os.replace(tmp, f)
+
+def _complete_text(f:Path)->str:
+    "The file's text up to its last newline: a line cut by a kill is left out (a header without its newline too)."
+    if not f.exists(): return ''
+    text = f.read_text()
+    return text[:text.rfind('\n') + 1]
+
+def _read_rows(f:Path)->pd.DataFrame:
+    "The complete rows of a results CSV (empty if none)."
+    text = _complete_text(f)
+    if not text: return pd.DataFrame()
+    try: return pd.read_csv(io.StringIO(text), dtype={'case': str, 'group': str})
+    except pd.errors.ParserError as e: raise ValueError(f"{f} is not a results table this version wrote ({e}); move it away or use resume=False") from e
+
 class _Store:
-    "Append-only unit results in `out_dir` (or in memory when `out_dir` is None)."
-    def __init__(self, out_dir, resume, task):
+    "Unit results in `out_dir` (or in memory when `out_dir` is None): appended whole rows, cut rows dropped on opening."
+    def __init__(self, out_dir):
         self.dir = None if out_dir is None else Path(out_dir)
-        self.aucs, self.scores = [], []
-        self.done = set()
+        self.aucs, self.scores, self.done = [], [], set()
         if self.dir is None: return
         self.dir.mkdir(parents=True, exist_ok=True)
         self.auc_f, self.sc_f = self.dir/'auc.csv', self.dir/'scores.csv'
-        if not resume:   # forget this task's units (other tasks in the same folder stay)
-            for f in (self.auc_f, self.sc_f):
-                if f.exists():
-                    d = pd.read_csv(f, dtype={'case': str, 'group': str})
-                    d[d['task'].astype(str) != str(task)].to_csv(f, index=False)
-        if self.auc_f.exists(): self.done = {_key(r) for r in pd.read_csv(self.auc_f).to_dict('records')}
-        if self.sc_f.exists():   # drop the scores of units that did not finish
-            sc = pd.read_csv(self.sc_f, dtype={'case': str, 'group': str})
+        for f in (self.auc_f, self.sc_f):   # a line cut by a kill is removed before anything is appended after it
+            if f.exists() and f.stat().st_size and not f.read_bytes().endswith(b'\n'): _write_atomic(f, _complete_text(f))
+        self.done = {_key(r) for r in _read_rows(self.auc_f).to_dict('records')}
+        sc = _read_rows(self.sc_f)
+        if len(sc):   # the scores of units without an AUC row did not finish: they are redone
             keep = [_key(r) in self.done for r in sc[UNIT_COLS].to_dict('records')]
-            if not all(keep): sc[keep].to_csv(self.sc_f, index=False)
+            if not all(keep): self._rewrite(self.sc_f, sc[keep])
+
+    def _rewrite(self, f, d): _write_atomic(f, d.to_csv(index=False) if len(d.columns) else '')
+
+    def forget(self, task:str):
+        "Drop every row of `task` (resume=False); other tasks in the folder stay."
+        if self.dir is None: return
+        for f in (self.auc_f, self.sc_f):
+            d = _read_rows(f)
+            if len(d): self._rewrite(f, d[d['task'].astype(str) != str(task)])
+        self.done = {k for k in self.done if k[1] != str(task)}
 
     def add(self, auc_row:dict, scores:pd.DataFrame):
         if self.dir is None: self.aucs.append(auc_row); self.scores.append(scores)
         else:
-            scores.to_csv(self.sc_f, mode='a', header=not self.sc_f.exists(), index=False)
-            pd.DataFrame([auc_row]).to_csv(self.auc_f, mode='a', header=not self.auc_f.exists(), index=False)
+            empty = lambda f: not f.exists() or f.stat().st_size == 0
+            _append_text(self.sc_f, scores.to_csv(header=empty(self.sc_f), index=False))
+            _append_text(self.auc_f, pd.DataFrame([auc_row]).to_csv(header=empty(self.auc_f), index=False))
         self.done.add(_key(auc_row))
 
     def tables(self, units:set)->tuple:
         "The AUC and score rows of `units` (the keys one call asked for), in the files' order."
         if self.dir is None:
             aucs, scores = pd.DataFrame(self.aucs), (pd.concat(self.scores, ignore_index=True) if self.scores else pd.DataFrame())
-        elif not self.auc_f.exists(): return pd.DataFrame(), pd.DataFrame()
-        else: aucs, scores = pd.read_csv(self.auc_f), pd.read_csv(self.sc_f, dtype={'case': str, 'group': str})
+        else: aucs, scores = _read_rows(self.auc_f), _read_rows(self.sc_f)
         pick = lambda d: d[[_key(r) in units for r in d[UNIT_COLS].to_dict('records')]].reset_index(drop=True) if len(d) else d
         return pick(aucs), pick(scores)
 
 # %% ../nbs/07_transfer.ipynb #7f7dee5b
-def _check_config(out_dir, task, cfg, resume):
-    if out_dir is None: return
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    f = Path(out_dir)/'config.json'
-    allcfg = json.loads(f.read_text()) if f.exists() else {}
-    old = allcfg.get(task)
-    if resume and old is not None and old != cfg:
-        diff = {k: (old.get(k), cfg[k]) for k in cfg if old.get(k) != cfg[k]}
-        raise ValueError(f"{f}: task {task!r} was run with other settings {diff} (old, new); use another out_dir or resume=False")
-    allcfg[task] = cfg
-    f.write_text(json.dumps(allcfg, indent=1))
+def _fingerprint(enc)->str:
+    "SHA-256 of an encoder's weights (a module) or of its file (a path): a resumed run must use the same encoders."
+    if isinstance(enc, nn.Module):
+        h = hashlib.sha256()
+        for k, v in enc.state_dict().items():
+            t = v.detach().cpu().contiguous().reshape(-1)
+            h.update(f'{k}:{t.dtype}:{tuple(v.shape)}'.encode()); h.update(t.view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+    from modan_nb.data import sha256_file
+    p = Path(enc)
+    if not p.is_file(): raise FileNotFoundError(f"encoder file {p} does not exist")
+    return sha256_file(p)
 
-def _task_folds(task_df, task, n_folds, seed, out_dir, resume):
-    "The task table with its fixed 'fold' column: given, saved in out_dir (`data.save_folds`), or made by `data.make_folds`."
-    from modan_nb.data import make_folds, save_folds, load_folds
-    if 'fold' in task_df.columns: df = task_df.copy()
+def _table_fingerprint(df:pd.DataFrame)->str:
+    "SHA-256 of the columns of a task table that define its cases, labels, groups and splits."
+    cols = [c for c in ('item' if 'item' in df.columns else 'path', 'label', 'group', 'plane', 'fold', 'split') if c in df.columns]
+    return hashlib.sha256(df[cols].astype(str).to_csv(index=False).encode()).hexdigest()
+
+def _load_configs(out_dir)->dict:
+    f = Path(out_dir)/'config.json'
+    if not f.exists(): return {}
+    try: return json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{f} is not valid JSON ({e}); move it away or use another out_dir") from e
+
+def _check_config(out_dir, task, cfg, resume):
+    "Refuse to resume `task` in `out_dir` with other settings than its results were made with, naming each difference."
+    if out_dir is None or not resume: return
+    old = _load_configs(out_dir).get(task)
+    if old is None: return
+    diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" for k in sorted(set(old) | set(cfg)) if k != 'encoders' and old.get(k) != cfg.get(k)]
+    oe, ne = old.get('encoders', {}), cfg.get('encoders', {})
+    diff += [f"encoder {m!r}: other weights (sha256 {oe[m][:12]} -> {ne[m][:12]})" for m in sorted(set(oe) & set(ne)) if oe[m] != ne[m]]
+    if diff: raise ValueError(f"{Path(out_dir)/'config.json'}: task {task!r} was run with other settings ({'; '.join(diff)}); "
+                              "use another out_dir or resume=False")
+
+def _save_config(out_dir, task, cfg, resume):
+    allcfg = _load_configs(out_dir)
+    old = allcfg.get(task) if resume else None
+    if old: cfg = dict(cfg, encoders={**old.get('encoders', {}), **cfg['encoders']})
+    allcfg[task] = cfg
+    _write_atomic(Path(out_dir)/'config.json', json.dumps(allcfg, indent=1))
+
+def _check_predefined(df:pd.DataFrame, task:str):
+    "A table with `fold` and `split`: train/val/test within each fold, no patient in two splits of one fold."
+    if is_multiplane(df): raise ValueError(f"task {task!r}: predefined splits (fold + split columns) of multi-plane exams are not supported")
+    split = df['split'].astype(str).replace({'valid': 'val'})
+    bad = sorted(set(split) - {'train', 'val', 'test'})
+    if bad: raise ValueError(f"task {task!r}: a table with `fold` and `split` has predefined splits, which must be train/val/test; got {bad}")
+    n = df.assign(split=split).groupby(['fold', 'group'])['split'].agg(lambda s: sorted(set(s)))
+    two = n[n.map(len) > 1]
+    if len(two): raise ValueError(f"task {task!r}: group {two.index[0][1]!r} is in {two.iloc[0]} of fold {two.index[0][0]}: a patient in two splits")
+
+def _task_folds(df, task, n_folds, seed, out_dir, resume, predefined)->tuple:
+    "(the table with its 'fold' column: given, saved in out_dir (`data.save_folds`) or made by `data.make_folds`; the folds file to write or None)."
+    from modan_nb.data import make_folds, load_folds
+    if predefined: _check_predefined(df, task); return df.reset_index(drop=True), None
+    to_write = None
+    if 'fold' in df.columns: df = df.copy()
     else:
         f = None if out_dir is None else Path(out_dir)/f'folds_{task}.csv'
-        if f is not None and resume and f.exists(): df = load_folds(f, task_df)
-        else:
-            df = make_folds(task_df, n_splits=n_folds, seed=seed)
-            if f is not None: save_folds(df, f)
-    if df.groupby('group')['fold'].nunique().max() > 1: raise ValueError("a group is split across folds")
-    return df.reset_index(drop=True)
+        if f is not None and resume and f.exists(): df = load_folds(f, df)
+        else: df, to_write = make_folds(df, n_splits=n_folds, seed=seed), f
+    if df.groupby('group')['fold'].nunique().max() > 1: raise ValueError(f"task {task!r}: a group is split across folds")
+    return df.reset_index(drop=True), to_write
+
+def _save_folds(df, f):
+    from modan_nb.data import save_folds
+    tmp = f.with_name(f'.{f.name}.{os.getpid()}.tmp')
+    save_folds(df, tmp); os.replace(tmp, f)
 
 # %% ../nbs/07_transfer.ipynb #f4aecdad
 def _subsample(cases, frac, seed):
@@ -342,6 +553,16 @@ def _load_encoder(enc):
     from modan_nb.models import load_encoder
     return load_encoder(enc)[0]
 
+def _prepare_encoder(enc, recipe):
+    "The encoder of one method, its input normalisation switched off for `normalize='none'` (on a copy)."
+    enc = _load_encoder(enc)
+    if recipe.normalize == 'encoder': return enc
+    if not (isinstance(getattr(enc, 'mean', None), torch.Tensor) and isinstance(getattr(enc, 'std', None), torch.Tensor)):
+        raise ValueError(f"normalize='none' needs an encoder with `mean` and `std` buffers (`models.Encoder`); got {type(enc).__name__}")
+    enc = copy.deepcopy(enc)
+    with torch.no_grad(): enc.mean.zero_(); enc.std.fill_(1.)
+    return enc
+
 def _frozen_features(encoder, inputs, bs, device, pool):
     return torch.from_numpy(extract_features(encoder, inputs, bs=bs, device=device, pool=pool))
 
@@ -352,90 +573,161 @@ def _n_features(encoder, inputs, device):
     one = inputs[:1] if isinstance(inputs, torch.Tensor) else inputs[0][0][:1]
     return int(encode_images(encoder, one, device=device).shape[1])
 
-def _run_unit(protocol, encoder, inputs, feats, y, groups, tr, va, te, n_planes, cfg, useed, device):
-    "Train one unit; returns (test scores, info dict)."
+def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, recipe, useed, device):
+    "Train one unit on `split` = (train, valid, test) positions; returns (test scores, info dict)."
+    tr, va, te = split
     seed_everything(useed)
     valid = lambda X: None if len(va) == 0 else (_take(X, va), y[va])
     if protocol == 'sklearn':
         fit_idx = np.r_[tr, va]
         s, C = sklearn_probe(_take(feats, fit_idx).numpy(), y[fit_idx], _take(feats, te).numpy(), groups=groups[fit_idx], seed=useed)
         return s, dict(C=C)
-    rec = dict(epochs=cfg['epochs'], bs=cfg['bs'], lr=cfg['lr'], step_size=cfg['step_size'], gamma=cfg['gamma'], device=device, seed=useed)
+    fit = dict(bs=recipe.bs, step_size=recipe.step_size, gamma=recipe.gamma, device=device, seed=useed)
     if protocol == 'linear':
-        model = nn.Sequential(nn.Linear(feats.shape[1], 1), nn.Flatten(0))
-        model, hist, best = fit_binary(model, _take(feats, tr), y[tr], valid=valid(feats), **rec)
-        return 1/(1+np.exp(-predict_logits(model, _take(feats, te), device=device))), dict(best_epoch=best)
-    if protocol == 'finetune':
-        model = BinaryClassifier(copy.deepcopy(encoder), n_features=_n_features(encoder, inputs, device),
-                                 n_planes=n_planes, pool=cfg['pool'])
+        fit.update(epochs=recipe.probe_epochs or recipe.epochs, lr=recipe.probe_lr or recipe.lr)
+        if recipe.probe_bn == 'eval':   # the head on cached features: exactly what it sees behind the frozen encoder in eval mode
+            n = feats.shape[1]
+            model = nn.Sequential(nn.Linear(n, 1), nn.Flatten(0)) if recipe.probe_head == 'linear' else make_head(recipe.probe_head, n)
+            model, hist, best = fit_binary(model, _take(feats, tr), y[tr], valid=valid(feats), **fit)
+            return prob1(predict_logits(model, _take(feats, te), device=device)), dict(best_epoch=best)
+        model = BinaryClassifier(copy.deepcopy(encoder), n_features=_n_features(encoder, inputs, device), n_planes=n_planes,
+                                 pool=recipe.pool, head=recipe.probe_head)
+        for p in model.encoder.parameters(): p.requires_grad_(False)   # frozen, but BatchNorm trains: batch statistics, running ones updated
+    elif protocol == 'finetune':
+        fit.update(epochs=recipe.epochs, lr=recipe.lr)
+        model = BinaryClassifier(copy.deepcopy(encoder), n_features=_n_features(encoder, inputs, device), n_planes=n_planes,
+                                 pool=recipe.pool, head=recipe.head)
         for p in model.parameters(): p.requires_grad_(True)
-        model, hist, best = fit_binary(model, _take(inputs, tr), y[tr], valid=valid(inputs), **rec)
-        return 1/(1+np.exp(-predict_logits(model, _take(inputs, te), bs=cfg['bs'], device=device))), dict(best_epoch=best)
-    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    else: raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    model, hist, best = fit_binary(model, _take(inputs, tr), y[tr], valid=valid(inputs), max_slices=recipe.max_slices, **fit)
+    return prob1(predict_logits(model, _take(inputs, te), bs=recipe.bs, device=device)), dict(best_epoch=best)
+
+# %% ../nbs/07_transfer.ipynb #f3a1c0da
+def _case_hashes(cases:pd.DataFrame, inputs)->list:
+    "One content hash per case: SHA-256 of its file(s) (`data.sha256_file`) where they exist, else of its decoded input."
+    from modan_nb.data import sha256_file
+    memo, out = {}, []
+    for i, p in enumerate(cases['path'].astype(str)):
+        parts = p.split(';')
+        if all(os.path.isfile(q) for q in parts):
+            for q in parts:
+                if q not in memo: memo[q] = sha256_file(q)
+            out.append('|'.join(memo[q] for q in parts)); continue
+        item = inputs[i]
+        h = hashlib.sha256()
+        for t in ((item,) if isinstance(item, torch.Tensor) else tuple(item)): h.update(t.contiguous().numpy().tobytes())
+        out.append('decoded:' + h.hexdigest())
+    return out
+
+def _dedupe(cases:pd.DataFrame, hashes:list, how:str, task:str, predefined:bool)->np.ndarray:
+    "Mask of the cases kept. Two cases with the same content (within one fold for predefined splits) and another group, another label or the same file are duplicates: an error for `how='error'`, the later one dropped for 'drop', both kept for 'keep' (not the same file twice)."
+    keep, first = np.ones(len(cases), bool), {}
+    desc = lambda i: f"row {i} ({cases['case'].iat[i]!r}, group {cases['group'].iat[i]!r}, label {int(cases['label'].iat[i])})"
+    for i, h in enumerate(hashes):
+        k = (cases['fold'].iat[i] if predefined else None, h)
+        if k not in first: first[k] = i; continue
+        j = first[k]
+        same_file = cases['case'].iat[i] == cases['case'].iat[j]
+        clash = same_file or cases['group'].iat[i] != cases['group'].iat[j] or cases['label'].iat[i] != cases['label'].iat[j]
+        if not clash: continue
+        where = f" in fold {cases['fold'].iat[i]}" if predefined else ''
+        if how == 'error' or (how == 'keep' and same_file):
+            raise ValueError(f"task {task!r}: {desc(j)} and {desc(i)} are the same image{where} (sha256 {h.split(':')[-1][:12]}); "
+                             + ("the same file cannot be kept twice: pass duplicates='drop'" if how == 'keep' else
+                                "pass duplicates='drop' to keep the first only, or 'keep' to keep both"))
+        if how == 'drop': keep[i] = False
+    return keep
+
+def _plan(cases:pd.DataFrame, folds, recipe, seed:int, predefined:bool, task:str)->dict:
+    "(fraction, fold) -> positions (train, valid, test) in `cases`; an empty or one-class training or test set is an error."
+    y, plan = cases['label'].to_numpy().astype(int), {}
+    split = cases['split'].astype(str).replace({'valid': 'val'}) if predefined else None
+    for fr in recipe.fractions:
+        for f in folds:
+            where = f"task {task!r}, fold {f}" + (f", fraction {fr}" if fr < 1 else '')
+            if predefined: tr_all, va, te = (cases.index[(cases['fold'] == f) & (split == s)].to_numpy() for s in ('train', 'val', 'test'))
+            else: tr_all, va, te = cases.index[cases['fold'] != f].to_numpy(), None, cases.index[cases['fold'] == f].to_numpy()
+            for name, idx in (('training', tr_all), ('test', te)):
+                if len(idx) == 0: raise ValueError(f"{where}: the {name} set is empty")
+                if len(np.unique(y[idx])) < 2: raise ValueError(f"{where}: the {name} set has one class only (label {y[idx][0]}, {len(idx)} rows)")
+            sub = _subsample(cases.loc[tr_all], fr, seed=seed + int(f))
+            if predefined: tr, va = sub.index.to_numpy(), (va if recipe.select == 'best' else va[:0])
+            else:
+                tr_rel, va_rel = inner_split(sub, recipe.valid_frac if recipe.select == 'best' else 0., seed=seed + int(f))
+                tr, va = sub.index[tr_rel].to_numpy(), sub.index[va_rel].to_numpy()
+            plan[(fr, f)] = (tr, va, te)
+    return plan
 
 # %% ../nbs/07_transfer.ipynb #36100124
 def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path for `models.load_encoder`)
-                 task_df:pd.DataFrame, # task table of `modan_nb.data` (path, label, group[, plane][, fold])
+                 task_df:pd.DataFrame, # task table of `modan_nb.data` (path, label, group[, plane][, fold][, split])
                  task_name:str, # e.g. 'acl', 'breast', 'thyroid'
+                 recipe:TransferRecipe|None=None, # how units train and are scored (default: `TransferRecipe.paper()`)
                  protocols:Sequence[str]=PROTOCOLS, # any of 'finetune', 'linear', 'sklearn'
-                 n_folds:int=5, # outer folds (data.make_folds), shared by every method
-                 repeats:int=10, # the 5-fold procedure is repeated with folds unchanged
-                 fractions:Sequence[float]=(1.,), # label fractions of the training folds (data.subsample_fraction)
-                 size:int=64, # image size
-                 epochs:int=10, bs:int=32, lr:float=1e-4, step_size:int=5, gamma:float=0.1, # the paper's recipe
                  seed:int=0, # seeds folds, subsamples, validation splits and every unit
                  out_dir:str|Path|None=None, # where auc.csv, scores.csv, folds_<task>.csv, config.json go (None: memory only)
                  resume:bool=True, # skip units already in out_dir
-                 valid_frac:float=0.2, # validation share of the training folds (by patient)
                  agg:str|None=None, # 'mean'/'max': one score per group before the fold AUC (2D slices of one knee)
-                 pool:str='max', # slice pooling for volumes
+                 duplicates:str='error', # the same image under two groups or labels: 'error', 'drop' (keep the first) or 'keep'
                  device=None, # default: `core.default_device()`
                  inputs=None, # preloaded `task_inputs(task_df, size)[0]` (same row order), to skip loading
                  callback:Callable|None=None, # called with each finished unit's AUC row (e.g. progress, or a stop)
-                 verbose:bool=False, # print one line per unit
+                 **recipe_fields, # any `TransferRecipe` field, overriding `recipe` (e.g. epochs=2)
                 )->tuple:
     "Evaluate every encoder on one task; returns (AUC table, per-sample score table), both also in `out_dir`."
+    recipe = (recipe or TransferRecipe()).replace(**recipe_fields)
+    protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad: raise ValueError(f"unknown protocol(s) {bad}; expected any of {PROTOCOLS}")
     if agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be None, 'mean' or 'max', got {agg!r}")
+    if duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
+    if 'label' not in task_df.columns: raise KeyError(f"task table {task_name!r} has no column 'label'; it has {list(task_df.columns)}")
+    labels = task_df['label'].value_counts()
+    if len(labels) < 2: raise ValueError(f"task {task_name!r} has one class only (label {labels.index[0] if len(labels) else None} "
+                                         f"for all {len(task_df)} rows): an AUC needs both classes")
     if agg is not None: from modan_nb.stats import patient_scores
     device = default_device(device) if not isinstance(device, torch.device) else device
-    cfg = dict(size=size, epochs=epochs, bs=bs, lr=lr, step_size=step_size, gamma=gamma, n_folds=n_folds, seed=seed,
-               valid_frac=valid_frac, agg=agg, pool=pool)
+    predefined = 'fold' in task_df.columns and 'split' in task_df.columns   # e.g. RadImageNet's tables: train / val / test per fold
+    folds = sorted(task_df['fold'].unique()) if 'fold' in task_df.columns else list(range(recipe.n_folds))
+    cfg = dict(recipe.settings(), seed=seed, agg=agg, duplicates=duplicates, predefined=predefined,
+               table=_table_fingerprint(task_df), encoders={m: _fingerprint(e) for m, e in encoders.items()})
     _check_config(out_dir, task_name, cfg, resume)
-    store = _Store(out_dir, resume, task_name)
-    df = _task_folds(task_df, task_name, n_folds, seed, out_dir, resume)
-    units = [(m, p, fr, f, r) for m in encoders for fr in fractions for r in range(repeats) for p in protocols
-             for f in sorted(df['fold'].unique())]
+    store = _Store(out_dir)
+    units = [(m, p, fr, f, r) for m in encoders for fr in recipe.fractions for r in range(recipe.repeats) for p in protocols for f in folds]
     ukey = lambda m, p, fr, f, r: _key(dict(method=m, task=task_name, protocol=p, fraction=fr, fold=f, repeat=r))
-    todo = [u for u in units if ukey(*u) not in store.done]
-    if todo:
-        if inputs is None: inputs, cases = task_inputs(df, size)
+    todo = [u for u in units if not resume or ukey(*u) not in store.done]
+    if todo:   # everything is checked before anything is written
+        df = task_df.reset_index(drop=True)
+        if inputs is None: inputs, cases = task_inputs(df, recipe.size)
         else: cases = task_cases(df)
+        if len(inputs) != len(cases): raise ValueError(f"inputs has {len(inputs)} samples, the task table {len(cases)}")
+        keep = _dedupe(cases.assign(fold=df['fold']) if predefined else cases, _case_hashes(cases, inputs), duplicates, task_name, predefined)
+        if not keep.all():
+            inputs = _take(inputs, np.flatnonzero(keep))
+            df = df[keep] if not is_multiplane(df) else df[df['group'].astype(str).isin(cases['group'][keep])]
+        df, folds_file = _task_folds(df.reset_index(drop=True), task_name, recipe.n_folds, seed, out_dir, resume, predefined)
+        cases = task_cases(df)
         y, groups = cases['label'].to_numpy().astype(int), cases['group'].astype(str).to_numpy()
         n_planes = df['plane'].nunique() if is_multiplane(df) else 1
+        plan = _plan(cases, folds, recipe, seed, predefined, task_name)
+        if out_dir is not None: _save_config(out_dir, task_name, cfg, resume)
+        if not resume: store.forget(task_name)
+        if folds_file is not None: _save_folds(df, folds_file)
     cache = {}   # the current method's encoder and frozen features (computed once per method)
     for (m, p, fr, f, r) in todo:
         t0 = time.time()
-        if cache.get('method') != m: cache = dict(method=m, encoder=_load_encoder(encoders[m]), feats=None)
+        if cache.get('method') != m: cache = dict(method=m, encoder=_prepare_encoder(encoders[m], recipe), feats=None)
         encoder = cache['encoder']
-        if p != 'finetune' and cache['feats'] is None:
-            cache['feats'] = _frozen_features(encoder, inputs, bs=64, device=device, pool=pool)
-        feats = cache['feats']
-        train_all = cases.index[cases['fold'] != f]
-        te = cases.index[cases['fold'] == f].to_numpy()
-        sub = _subsample(cases.loc[train_all], fr, seed=seed + int(f))
-        tr_rel, va_rel = inner_split(sub, valid_frac, seed=seed + int(f))
-        tr, va = sub.index[tr_rel].to_numpy(), sub.index[va_rel].to_numpy()
-        useed = unit_seed(seed, r, int(f))
-        s, info = _run_unit(p, encoder, inputs, feats, y, groups, tr, va, te, n_planes, cfg, useed, device)
+        if (p == 'sklearn' or (p == 'linear' and recipe.probe_bn == 'eval')) and cache['feats'] is None:
+            cache['feats'] = _frozen_features(encoder, inputs, bs=64, device=device, pool=recipe.pool)
+        tr, va, te = plan[(fr, f)]
+        s, info = _run_unit(p, encoder, inputs, cache['feats'], y, groups, (tr, va, te), n_planes, recipe, unit_seed(seed, r, int(f)), device)
         unit = dict(method=m, task=task_name, protocol=p, fraction=fr, fold=int(f), repeat=r)
         sc = pd.DataFrame(dict(unit, case=cases.loc[te, 'case'].to_numpy(), group=groups[te], label=y[te], score=np.asarray(s, float)))
         scored = sc if agg is None else patient_scores(sc, how=agg)
         row = dict(unit, auc=safe_auc(scored['label'], scored['score']), n_train=len(tr), n_valid=len(va), n_test=len(te),
                    best_epoch=info.get('best_epoch', np.nan), C=info.get('C', np.nan), seconds=round(time.time()-t0, 3))
         store.add(row, sc)
-        if verbose: print(' '.join(f'{k}={v}' for k, v in row.items()))
         if callback is not None: callback(row)
     return store.tables({ukey(*u) for u in units})
 

@@ -95,3 +95,26 @@ def test_patient_in_two_splits_refused(rin, tmp_path):
 def test_fit_binary_refuses_an_empty_training_set():
     with pytest.raises(ValueError, match='training set is empty'):
         fit_binary(BinaryClassifier(TinyEncoder()), torch.zeros(0, 1, 8, 8), np.zeros(0), device='cpu')
+
+def test_authors_normalisation_is_switched_off_on_a_copy():
+    from modan_nb.transfer import _prepare_encoder
+    enc = TinyEncoder()
+    raw = _prepare_encoder(enc, TransferRecipe.authors())
+    assert float(raw.mean.abs().max()) == 0 and float(raw.std.min()) == float(raw.std.max()) == 1
+    assert float(enc.mean.max()) == 0.5 and _prepare_encoder(enc, TransferRecipe.paper()) is enc
+    with pytest.raises(ValueError, match="normalize='none' needs an encoder with `mean` and `std`"):
+        _prepare_encoder(nn.Linear(2, 2), TransferRecipe.authors())
+
+def test_authors_recipe_on_multiplane_exams():
+    "Exams of two planes, the authors' recipe (probe behind a frozen encoder in training mode), exams fine-tuned in chunks."
+    g = torch.Generator().manual_seed(0)
+    n, rows, vols = 16, [], []
+    for i in range(n):
+        for p, s in (('axial', 3), ('sagittal', 4)):
+            rows.append(dict(path=f'{p}/{i:04d}.npy', label=i % 2, group=f'{i:04d}', plane=p))
+    df = pd.DataFrame(rows)
+    inputs = [tuple((torch.rand(s, 1, 8, 8, generator=g)*150 + 60*(i % 2)).to(torch.uint8) for s in (3, 4)) for i in range(n)]
+    recipe = TransferRecipe.authors(size=8, epochs=2, probe_epochs=2, bs=4, repeats=1, n_folds=2, max_slices=10)
+    auc, scores = run_transfer(encoders(), df, 'acl', recipe, protocols=('finetune', 'linear'), inputs=inputs, device='cpu')
+    assert len(auc) == 2*2 and (auc.n_valid == 0).all() and (auc.best_epoch == 2).all()
+    assert scores.groupby(['protocol', 'fold'])['case'].nunique().sum() == 2*n and scores['score'].between(0, 1).all()

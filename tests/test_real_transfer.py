@@ -25,6 +25,7 @@ def test_sklearn_probe_untrained(task):
     t = time.time()
     auc, scores = run_transfer({'Scratch': enc}, df, task, duplicates='drop', **kw)
     print(f"{task}: {len(df)} images, {time.time()-t:.1f}s, fold AUCs {auc.auc.round(3).tolist()}")
-    assert len(auc) == 3 and scores.groupby('fold')['case'].nunique().sum() == n
+    n_scored = scores.groupby('fold')['case'].nunique().sum()
+    assert len(auc) == 3 and n_scored == auc['n_test'].sum() and n - 10 <= n_scored <= n   # at most a few copies dropped
     mean_auc = auc["auc"].mean()   # one repeat: the summary AUC
     assert 0.5 < mean_auc < 1, mean_auc

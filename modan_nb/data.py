@@ -699,32 +699,42 @@ def _rin_group(task, fn):
     if task == 'thyroid': return stem.split('_')[0]
     return stem
 
+def _rin_rows(csv:Path, tdir:Path, task:str, check_files:bool)->list:
+    "(path, label, group, item) of one RadImageNet split table."
+    if not csv.is_file(): raise FileNotFoundError(f"RadImageNet split table {csv} does not exist")
+    d = pd.read_csv(csv)
+    pc = next((c for c in ('filename', 'img_dir', 'path') if c in d.columns), None)
+    lc = next((c for c in ('acl_label', 'label') if c in d.columns), None)
+    if pc is None or lc is None: raise KeyError(f"{csv}: needs a file column (filename/img_dir) and a label column; has {list(d.columns)}")
+    rows = []
+    for i, (fn, y) in enumerate(zip(d[pc], d[lc])):
+        ys = str(y).strip().lower()
+        if ys not in _RIN_POS | _RIN_NEG: raise ValueError(f"{csv} row {i+2}: unknown label {y!r}")
+        f = Path(resolve_paths([fn], tdir)[0])
+        if check_files and not f.is_file(): raise FileNotFoundError(f"{csv} row {i+2}: image {f} does not exist")
+        rows.append((str(f), int(ys in _RIN_POS), _rin_group(task, fn), str(fn)))
+    if not rows: raise ValueError(f"{csv} has no rows")
+    return rows
+
 def read_radimagenet_split(root:str|Path, # the folder with acl/, breast/, thyroid/ (or the task folder itself)
                            task:str='acl', # 'acl', 'breast' or 'thyroid'
-                           fold:int=1, # 1..5
+                           folds:Sequence[int]=(1, 2, 3, 4, 5), # the folds read (RadImageNet has 5)
                            check_files:bool=True, # every listed image must exist
                           )->pd.DataFrame:
-    "One fold of RadImageNet's published downstream split as a task table (train/valid/test)."
+    "RadImageNet's published downstream split: one row per (fold, image), with `fold` (1..5) and `split` (train / val / test)."
     if task not in RIN_SPLIT_FILES: raise ValueError(f"task must be one of {list(RIN_SPLIT_FILES)}, got {task!r}")
-    if fold not in range(1, 6): raise ValueError(f"fold must be 1..5, got {fold!r}")
+    folds = [folds] if isinstance(folds, int) else list(folds)
+    bad = [k for k in folds if isinstance(k, bool) or k not in range(1, 6)]
+    if bad or not folds: raise ValueError(f"folds must be among 1..5, got {folds!r}")
     root = Path(root)
     tdir = root/task if (root/task/'dataframe').is_dir() else root
-    rows = []
-    for split, name in [('train', 'train'), ('val', 'valid'), ('test', 'test')]:
-        csv = tdir/'dataframe'/RIN_SPLIT_FILES[task].format(split=split, fold=fold)
-        if not csv.is_file(): raise FileNotFoundError(f"RadImageNet split table {csv} does not exist")
-        d = pd.read_csv(csv)
-        pc = next((c for c in ('filename', 'img_dir', 'path') if c in d.columns), None)
-        lc = next((c for c in ('acl_label', 'label') if c in d.columns), None)
-        if pc is None or lc is None: raise KeyError(f"{csv}: needs a file column (filename/img_dir) and a label column; has {list(d.columns)}")
-        for i, (fn, y) in enumerate(zip(d[pc], d[lc])):
-            ys = str(y).strip().lower()
-            if ys not in _RIN_POS | _RIN_NEG: raise ValueError(f"{csv} row {i+2}: unknown label {y!r}")
-            f = Path(resolve_paths([fn], tdir)[0])
-            if check_files and not f.is_file(): raise FileNotFoundError(f"{csv} row {i+2}: image {f} does not exist")
-            rows.append((str(f), int(ys in _RIN_POS), _rin_group(task, fn), name, str(fn)))
+    rows, fold_col = [], []
+    for fold in folds:
+        for split in ('train', 'val', 'test'):
+            r = _rin_rows(tdir/'dataframe'/RIN_SPLIT_FILES[task].format(split=split, fold=fold), tdir, task, check_files)
+            rows += [(p, y, g, split, item) for p, y, g, item in r]; fold_col += [fold]*len(r)
     df = _task_table(rows, tdir)
-    df['fold'] = fold
+    df['fold'] = fold_col
     return df
 
 # %% ../nbs/03_data.ipynb #6f524010

@@ -1,7 +1,8 @@
 "run_transfer resumes an interrupted run: finished units are not redone and the final tables equal an uninterrupted run's."
+import re
 import numpy as np, pandas as pd, pytest, torch
 import torch.nn as nn
-from modan_nb.transfer import run_transfer, UNIT_COLS
+from modan_nb.transfer import run_transfer, UNIT_COLS, TransferRecipe
 
 torch.set_num_threads(1)
 
@@ -71,10 +72,24 @@ def test_changed_settings_refused(tmp_path):
     df, x = toy_task()
     kw = dict(n_folds=3, repeats=1, size=16, epochs=1, bs=8, lr=1e-2, device='cpu', inputs=x, protocols=('sklearn',))
     run_transfer(encoders(), df, 'toy', out_dir=tmp_path, **kw)
-    with pytest.raises(ValueError, match='other settings'):
+    with pytest.raises(ValueError, match=r'other settings \(lr: 0.01 -> 0.001\)'):
         run_transfer(encoders(), df, 'toy', out_dir=tmp_path, **{**kw, 'lr': 1e-3})
+    for change, named in [(dict(seed=1), 'seed: 0 -> 1'), (dict(size=32), 'size: 16 -> 32'), (dict(agg='mean'), "agg: None -> 'mean'"),
+                          (dict(recipe=TransferRecipe.authors()), "select: 'best' -> 'last'"), (dict(probe_lr=1e-3), 'probe_lr: None -> 0.001'),
+                          (dict(df=df.assign(label=1 - df.label)), 'table:')]:
+        args = {**kw, **change}; d = args.pop('df', df)
+        with pytest.raises(ValueError, match=re.escape(named)): run_transfer(encoders(), d, 'toy', out_dir=tmp_path, **args)
+    other = encoders(); torch.manual_seed(5); other['A'] = TinyEncoder()    # other weights under the same name
+    with pytest.raises(ValueError, match="encoder 'A': other weights"): run_transfer(other, df, 'toy', out_dir=tmp_path, **kw)
     auc, _ = run_transfer(encoders(), df, 'toy', out_dir=tmp_path, resume=False, **{**kw, 'lr': 1e-3})
     assert len(auc) == 2*3
+
+def test_valid_frac_zero_is_no_carve_out(tmp_path):
+    "valid_frac=0: every training patient trains and the last epoch is tested (it was a division by zero)."
+    df, x = toy_task()
+    kw = dict(n_folds=3, repeats=1, size=16, epochs=3, bs=8, lr=1e-2, device='cpu', inputs=x, protocols=('finetune', 'linear'))
+    auc, _ = run_transfer(encoders(), df, 'toy', valid_frac=0, **kw)
+    assert (auc.n_valid == 0).all() and (auc.best_epoch == 3).all() and (auc.n_train + auc.n_test == len(df)).all()
 
 def test_tasks_share_an_out_dir(tmp_path):
     "Two tasks in one folder: each call returns its own units; resume=False forgets only its own task."

@@ -393,6 +393,8 @@ class ResumableCheckpoint(Callback):
         if r is None: return
         self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
         self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+        if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
+            self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
         self._recorded = None
     def after_step(self): self.steps_done += 1
     def before_epoch(self):
@@ -412,7 +414,8 @@ class ResumableCheckpoint(Callback):
         ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.steps_done, info=self.info or {},
                   model=_unwrap(self.model).state_dict(), opt=_py(self.opt.state_dict()), rng=_rng_states(self.dls),
                   recorder=dict(losses=[float(o) for o in r.losses], lrs=[float(o) for o in r.lrs],
-                                iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values]))
+                                iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values],
+                                smooth=dict(count=int(r.smooth_loss.count), val=torch.as_tensor(r.smooth_loss.val).detach().float().cpu())))
         self.file.parent.mkdir(parents=True, exist_ok=True)
         atomic_save(ck, self.file)
     def after_fit(self): self.learn.n_steps = self.steps_done

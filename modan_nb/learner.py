@@ -35,8 +35,8 @@ __all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'RECIPES', 'NULLABLE', 'LABEL_FROM
            'crop_thetas', 'ViewAugment', 'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe',
            'paper_recipe', 'authors_recipe', 'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule',
            'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger',
-           'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'modan_pretrain', 'simclr_pretrain',
-           'supcon_pretrain', 'ce_pretrain', 'pretrain_cli']
+           'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files',
+           'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'pretrain_cli']
 
 # %% ../nbs/06_learner.ipynb #af867e08
 def _uniform(n, lo, hi, device): return torch.empty(n, device=device).uniform_(lo, hi)
@@ -596,6 +596,7 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     aug = aug if aug is not None else make_augment(r, size)
     path = Path(path) if path is not None else runs_dir(method)
     path.mkdir(parents=True, exist_ok=True)
+    if not rank: remove_stale_temp_files(path) # a kill mid-write leaves its temporary file; the real one is intact
     channels_last = cuda if run.get('channels_last') is None else run['channels_last']
     info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class)
     if run.get('aug') is not None: info['aug'] = repr(aug)
@@ -620,6 +621,19 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     if fit and start < r.epochs: _fit(learn, r, start)
     if fit and not rank and ckpt.epochs_done >= r.epochs: _save_encoder_if_needed(learn, path/'encoder.pth', trained=start < r.epochs)
     return learn
+
+def _pid_alive(pid):
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True
+
+def remove_stale_temp_files(path:Path)->list:
+    "Delete the temporary files (`.<name>.<pid>.tmp`) that a process killed mid-write left in `path`; return their names."
+    gone = []
+    for f in Path(path).glob('.*.tmp'):
+        pid = f.name.rsplit('.', 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)): f.unlink(missing_ok=True); gone.append(f.name)
+    return gone
 
 def _save_encoder_if_needed(learn, file, trained):
     "Write the finished run's encoder: after training, or when resuming finds it missing, truncated or corrupt."

@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_learner.ipynb #36a34828
 from __future__ import annotations
-import math, os, random
+import dataclasses, json, math, os, random, warnings
+from dataclasses import dataclass, field, asdict
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelValidException
@@ -25,13 +27,16 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import seed_everything, default_device, runs_dir, IN_TEST
 from .metadata import DEFAULT_FIELDS
-from .models import create_encoder, ContrastiveModel, Encoder, save_encoder
+from .models import (create_encoder, ContrastiveModel, Encoder, save_encoder, load_checkpoint_file, atomic_save,
+                             atomic_write_text, HEADS)
 
 # %% auto #0
-__all__ = ['TARGETS', 'RECIPES', 'NEEDS', 'crop_thetas', 'ViewAugment', 'MultiViewCallback', 'MultiViewLoss', 'make_loss',
-           'make_opt_func', 'LinearClassifier', 'ResumableCheckpoint', 'ResumableCSVLogger', 'NoValidation',
-           'check_pretrain_table', 'pretrain', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain',
-           'pretrain_cli']
+__all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'RECIPES', 'NULLABLE', 'LABEL_FROM', 'DATA_OPTIONS', 'RUN_OPTIONS', 'RECIPE_FIELDS',
+           'crop_thetas', 'ViewAugment', 'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe',
+           'paper_recipe', 'authors_recipe', 'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule',
+           'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger',
+           'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files',
+           'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'pretrain_cli']
 
 # %% ../nbs/06_learner.ipynb #af867e08
 def _uniform(n, lo, hi, device): return torch.empty(n, device=device).uniform_(lo, hi)
@@ -116,7 +121,13 @@ class ViewAugment(nn.Module):
                                   f"max_rotate={self.max_rotate}, blur_p={self.blur_p}, noise_p={self.noise_p}")
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
-TARGETS = {'y_multihot': 0, 'y_pair': 1, 'y_label': 2}
+TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
+
+def target_index(dls, target:str)->int:
+    "Where `target` sits among the batch's targets: by the data's own `target_names` when it declares them, else `TARGETS`."
+    names = tuple(getattr(dls, 'target_names', None) or TARGETS)
+    if target not in names: raise ValueError(f"the data's batches carry the targets {list(names)}, not {target!r}")
+    return names.index(target)
 
 class MultiViewCallback(Callback):
     "Make `n_views` augmented views of each batch on its device; pick the method's target out of the batch."
@@ -139,7 +150,7 @@ class MultiViewCallback(Callback):
         x, ys = self.xb[0], self.yb
         if self.target is None: y = ys[0] if len(ys) else torch.zeros(len(x), device=x.device)
         else:
-            i = TARGETS[self.target]
+            i = target_index(self.dls, self.target)
             if len(ys) <= i: raise ValueError(f"the batches have {len(ys)} target(s); target {self.target!r} needs the data's "
                                               "(x, y_multihot, y_pair, y_label) batches (modan_nb.data.pretrain_dls)")
             y = ys[i]
@@ -182,32 +193,156 @@ class MultiViewLoss(nn.Module):
         return out
 
 # %% ../nbs/06_learner.ipynb #6c5bb01c
-_SGD = dict(opt='sgd', lr=0.05, mom=0.9, wd=1e-4, bs=256, epochs=1000, schedule='cosine', pct_start=0.01, n_views=2)
-RECIPES = {
-    'modan':  dict(_SGD, loss='jaccard', target='y_multihot', temperature=0.07, tau=0.3),
-    'simclr': dict(_SGD, loss='ntxent', target=None, temperature=0.1, tau=None),
-    'supcon': dict(_SGD, loss='supcon', target='y_pair', temperature=0.07, tau=None),
-    'ce':     dict(opt='adam', lr=1e-3, mom=0.9, wd=0., bs=256, epochs=1000, schedule='constant', pct_start=0.,
-                   n_views=1, loss='ce', target='y_label', temperature=None, tau=None),
+METHODS = { # what each method is: its loss, the target it needs from the batch, and the table columns that target needs
+    'modan':  dict(loss='jaccard', target='y_multihot', needs='fields', contrastive=True),
+    'simclr': dict(loss='ntxent', target=None, needs=None, contrastive=True),
+    'supcon': dict(loss='supcon', target='y_pair', needs='fields', contrastive=True),
+    'ce':     dict(loss='ce', target='y_label', needs='label', contrastive=False),
 }
-NEEDS = {'modan': 'fields', 'supcon': 'fields', 'ce': 'label', 'simclr': None}
+SCHEDULES = ('cosine', 'step', 'cosine_epoch', 'constant')
+
+def _check_method(method):
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    "How `method` pretrains an encoder: optimiser, schedule, loss, views and network (all but the data, view size and seed)."
+    method:str='modan' # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
+    name:str='custom' # a label: 'paper', 'authors', ...
+    opt:str='sgd' # 'sgd' (momentum, coupled weight decay) or 'adam'
+    lr:float=0.05 # peak learning rate
+    mom:float=0.9 # SGD momentum
+    wd:float=1e-4 # weight decay
+    bs:int=256 # global batch size
+    epochs:int=1000 # epochs to train
+    schedule:str='cosine' # one of `SCHEDULES`
+    pct_start:float=0.01 # 'cosine': fraction of the steps spent warming up
+    warmup_epochs:float=0 # 'step': epochs of linear warm-up from `warmup_from` to `lr`
+    warmup_from:float=0.01 # 'step': the learning rate the warm-up starts at
+    milestones:tuple=() # 'step': epochs (0-based) from which the rate is multiplied by `gamma` once more
+    gamma:float=0.1 # 'step': the factor at each milestone
+    temperature:float|None=0.07 # softmax temperature of the contrastive losses
+    tau:float|None=0.3 # ModAn's Jaccard threshold
+    n_views:int=2 # views of each image per step
+    augment:bool=True # False: the images as they are (one view, no crop, flip or jitter)
+    crop_scale:tuple=(0.2, 1.) # the random resized crop's area range
+    blur_p:float=0. # probability of a Gaussian blur on each view
+    arch:str='resnet18' # the encoder, see `create_encoder`
+    stem:str='paper' # 'paper' (3x3 s1) or 'torchvision' (7x7 s2, the authors')
+    normalize:bool=True # normalise inputs in the encoder (False: ToTensor only, the authors')
+    head:str|None='mlp' # projection head of the contrastive methods, see `HEADS`
+    weights:str|None=None # the starting weights: None (random), 'imagenet' or an encoder file
+    conv1:str='fold' # with ImageNet weights: 'fold' the RGB first layer, or 'random' (the authors')
+
+    def __post_init__(self):
+        _check_method(self.method)
+        object.__setattr__(self, 'milestones', tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, 'crop_scale', tuple(float(c) for c in self.crop_scale))
+        bad = lambda k, why: ValueError(f"recipe {self.name!r} ({self.method}): {k}={getattr(self, k)!r}: {why}")
+        if self.opt not in ('sgd', 'adam'): raise bad('opt', "opt must be 'sgd' or 'adam'")
+        if self.schedule not in SCHEDULES: raise bad('schedule', f"choose one of {list(SCHEDULES)}")
+        for k in ('lr', 'epochs'):
+            if not isinstance(getattr(self, k), (int, float)) or isinstance(getattr(self, k), bool) or getattr(self, k) <= 0: raise bad(k, 'must be a number > 0')
+        if not isinstance(self.bs, (int, np.integer)) or self.bs < 2:
+            raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
+        if not isinstance(self.n_views, (int, np.integer)) or self.n_views < 1: raise bad('n_views', 'must be an int >= 1')
+        if METHODS[self.method]['contrastive'] and self.n_views < 2:
+            raise bad('n_views', f"{self.method} is contrastive: it compares two or more views of each image, and with fewer the "
+                                 "loss has no view to pull together (for simclr it is exactly 0 at every step): nothing would be "
+                                 "learnt. Use n_views >= 2")
+        if METHODS[self.method]['contrastive'] and not (self.temperature and self.temperature > 0): raise bad('temperature', 'must be > 0')
+        if self.method == 'modan' and not (self.tau is not None and 0 < self.tau <= 1): raise bad('tau', 'must be in (0, 1]')
+        if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
+        if self.head is not None and self.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
+        if self.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
+        if any(m < 0 for m in self.milestones) or not (0 < self.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
+
+    def replace(self, **kw)->PretrainRecipe:
+        "A copy with the fields `kw` changed (and checked)."
+        unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(self)})
+        if unknown: raise TypeError(f"PretrainRecipe has no field(s) {unknown}; its fields are {[f.name for f in dataclasses.fields(self)]}")
+        return dataclasses.replace(self, **kw)
+
+    def as_dict(self)->dict:
+        "Plain values (lists for tuples): what a checkpoint records and a resumed run compares."
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def paper(cls, method:str): return paper_recipe(method)
+    @classmethod
+    def authors(cls, method:str): return authors_recipe(method)
+
+def paper_recipe(method:str)->PretrainRecipe:
+    "The paper's text for `method` (modan_nb's default)."
+    _check_method(method)
+    if method == 'ce': return PretrainRecipe('ce', 'paper', opt='adam', lr=1e-3, wd=0., schedule='constant', pct_start=0.,
+                                             n_views=1, temperature=None, tau=None)
+    return PretrainRecipe(method, 'paper', temperature=0.1 if method == 'simclr' else 0.07, tau=0.3 if method == 'modan' else None)
+
+def authors_recipe(method:str)->PretrainRecipe:
+    "What the authors' public scripts ran for `method` (the published tables), see the table above for file and line."
+    _check_method(method)
+    net = dict(stem='torchvision', normalize=False, crop_scale=(0.08, 1.))
+    if method in ('modan', 'supcon'):
+        return PretrainRecipe(method, 'authors', lr=0.05, epochs=200, schedule='step', warmup_epochs=3, warmup_from=0.01,
+                              milestones=(700, 800, 900), gamma=0.1, temperature=0.07, tau=0.3 if method == 'modan' else None,
+                              head='fc1000', **net)
+    if method == 'simclr':
+        return PretrainRecipe('simclr', 'authors', lr=0.5, epochs=200, schedule='cosine_epoch', temperature=0.1, tau=None,
+                              blur_p=1., head='mlp_nobn', **net)
+    return PretrainRecipe('ce', 'authors', opt='adam', lr=1e-3, wd=0., bs=32, epochs=200, schedule='constant', n_views=1,
+                          augment=False, temperature=None, tau=None, weights='imagenet', conv1='random', **net)
+
+RECIPES = {'paper': paper_recipe, 'authors': authors_recipe}
+
+def get_recipe(method:str, recipe:PretrainRecipe|str|None=None, **overrides)->PretrainRecipe:
+    "`recipe` ('paper', 'authors', a `PretrainRecipe`; None: 'paper') for `method`, with `overrides` applied (None: keep, see `NULLABLE`)."
+    _check_method(method)
+    if recipe is None: recipe = 'paper'
+    if isinstance(recipe, str):
+        if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {list(RECIPES)} or pass a PretrainRecipe")
+        recipe = RECIPES[recipe](method)
+    if not isinstance(recipe, PretrainRecipe): raise TypeError(f"recipe must be 'paper', 'authors' or a PretrainRecipe, got {type(recipe).__name__}")
+    if recipe.method != method: raise ValueError(f"the recipe is for {recipe.method!r}, not {method!r}")
+    # None keeps the recipe's value, except for the fields where None is a value (random weights, fc1000 head, no T/tau)
+    return recipe.replace(**{k: v for k, v in overrides.items() if v is not None or k in NULLABLE}) if overrides else recipe
+
+NULLABLE = ('weights', 'head', 'temperature', 'tau')
 
 def make_loss(method:str, temperature:float|None=None, tau:float|None=None, n_views:int=2)->nn.Module:
-    "The loss of `method` as the learner calls it: `loss(pred, y)`."
+    "The loss of `method` as the learner calls it: `loss(pred, y)` (temperature and tau default to the paper's)."
     from modan_nb.losses import JaccardSupConLoss, SupConLoss, NTXentLoss
-    r = RECIPES[method]
-    T = r['temperature'] if temperature is None else temperature
-    tau = r['tau'] if tau is None else tau
-    if r['loss'] == 'ce': return nn.CrossEntropyLoss()
-    if r['loss'] == 'jaccard': return MultiViewLoss(JaccardSupConLoss(temperature=T, threshold=tau), n_views, True)
-    if r['loss'] == 'supcon': return MultiViewLoss(SupConLoss(temperature=T), n_views, True)
+    r = paper_recipe(method)
+    T = r.temperature if temperature is None else temperature
+    tau = r.tau if tau is None else tau
+    loss = METHODS[method]['loss']
+    if loss == 'ce': return nn.CrossEntropyLoss()
+    if loss == 'jaccard': return MultiViewLoss(JaccardSupConLoss(temperature=T, threshold=tau), n_views, True)
+    if loss == 'supcon': return MultiViewLoss(SupConLoss(temperature=T), n_views, True)
     return MultiViewLoss(NTXentLoss(temperature=T), n_views, False)
+
+def make_augment(recipe:PretrainRecipe, size:int)->nn.Module:
+    "The view maker of `recipe` at `size` px: a `ViewAugment`, or `nn.Identity()` when `augment=False`."
+    if not recipe.augment: return nn.Identity()
+    return ViewAugment(size=size, scale=recipe.crop_scale, blur_p=recipe.blur_p)
 
 def make_opt_func(opt:str, mom:float, wd:float):
     "PyTorch's SGD (momentum, coupled weight decay) or Adam (default betas), as a fastai `opt_func`."
     if opt == 'sgd': return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=mom, weight_decay=wd))
     if opt == 'adam': return partial(OptimWrapper, opt=partial(torch.optim.Adam, weight_decay=wd))
     raise ValueError(f"opt must be 'sgd' or 'adam', got {opt!r}")
+
+def lr_schedule(recipe:PretrainRecipe):
+    "The learning rate as a function of the training position in [0, 1] (fastai's `pct_train`), for 'step' and 'cosine_epoch'."
+    lr, E = recipe.lr, recipe.epochs
+    if recipe.schedule == 'step':
+        def f(pct):
+            e = pct*E # epochs done, fractional: per step during the warm-up, as the authors' warmup_learning_rate
+            if e < recipe.warmup_epochs: return recipe.warmup_from + e/recipe.warmup_epochs*(lr - recipe.warmup_from)
+            return lr*recipe.gamma**sum(int(e + 1e-9) >= m for m in recipe.milestones)
+        return f
+    if recipe.schedule == 'cosine_epoch': return lambda pct: lr*(1 + math.cos(math.pi*int(pct*E + 1e-9)/E))/2
+    raise ValueError(f"lr_schedule is for 'step' and 'cosine_epoch', not {recipe.schedule!r}")
 
 # %% ../nbs/06_learner.ipynb #bf4db512
 class LinearClassifier(nn.Module):
@@ -250,7 +385,7 @@ class ResumableCheckpoint(Callback):
     order = 65 # after the Recorder and CSVLogger have logged the epoch
     def __init__(self, fname:str|Path='checkpoint.pth', # relative to `learn.path`
                  info:dict|None=None): # plain values to keep (arch, method...), checked on resume
-        store_attr(); self.steps_done, self.start_epoch, self.skipping = 0, 0, False
+        store_attr(); self.steps_done, self.start_epoch, self.epochs_done, self.skipping = 0, 0, 0, False
     @property
     def file(self): return Path(self.learn.path)/self.fname
     def before_fit(self):
@@ -258,6 +393,8 @@ class ResumableCheckpoint(Callback):
         if r is None: return
         self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
         self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+        if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
+            self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
         self._recorded = None
     def after_step(self): self.steps_done += 1
     def before_epoch(self):
@@ -271,32 +408,55 @@ class ResumableCheckpoint(Callback):
             self.learn.logger = self._logger
             del self.recorder.values[self._n[0]:], self.recorder.iters[self._n[1]:]
             return
-        self.learn.n_steps = self.steps_done
+        self.learn.n_steps, self.epochs_done = self.steps_done, self.epoch + 1
         if rank_distrib(): return
         r = self.recorder
         ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.steps_done, info=self.info or {},
                   model=_unwrap(self.model).state_dict(), opt=_py(self.opt.state_dict()), rng=_rng_states(self.dls),
                   recorder=dict(losses=[float(o) for o in r.losses], lrs=[float(o) for o in r.lrs],
-                                iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values]))
+                                iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values],
+                                smooth=dict(count=int(r.smooth_loss.count), val=torch.as_tensor(r.smooth_loss.val).detach().float().cpu())))
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name(self.file.name + '.tmp')
-        torch.save(ck, tmp); os.replace(tmp, self.file)
+        atomic_save(ck, self.file)
     def after_fit(self): self.learn.n_steps = self.steps_done
 
     def restore(self, learn:Learner)->int:
         "Load the checkpoint into `learn`; return the epoch to start from."
-        ck = torch.load(self.file, map_location='cpu', weights_only=True)
-        for k, v in (self.info or {}).items():
-            if k in ck['info'] and ck['info'][k] != v:
-                raise ValueError(f"checkpoint {self.file} was written with {k}={ck['info'][k]!r}, this run has {k}={v!r}: "
-                                 "resume it with the same settings or start a new run (resume=False or another path)")
+        fix = f"delete {self.file} (only this file) to redo this pretraining from its start"
+        ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
+        if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
+            raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
+        check_same_settings(ck.get('info', {}), self.info or {}, self.file)
         try: _unwrap(learn.model).load_state_dict(ck['model'])
         except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
         learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
         _set_rng_states(ck['rng'], learn.dls)
-        self._recorded = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it)
+        self._recorded = r = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it), and now for a finished run
+        learn.recorder.losses, learn.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
+        learn.recorder.iters, learn.recorder.values = list(r['iters']), [list(v) for v in r['values']]
         self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
+        self.epochs_done = self.start_epoch
         return self.start_epoch
+
+def check_same_settings(saved:dict, now:dict, file)->None:
+    "Refuse to resume `file` when a setting that changes the result differs; the message names every difference."
+    plain = lambda v: [plain(o) for o in v] if isinstance(v, (list, tuple)) else v
+    diff = [k for k in now if k in saved and plain(saved[k]) != plain(now[k])]
+    if diff:
+        raise ValueError(f"checkpoint {file} was written with other settings: "
+                         + '; '.join(f"{k}={saved[k]!r} there, {k}={now[k]!r} now" for k in diff)
+                         + ". Resume with the same settings, or start a new run (resume=False, or another path)")
+
+def repair_history(file:Path, n_epochs:int)->None:
+    "Keep the header and the first `n_epochs` complete rows of a CSV log (a kill can leave a cut row or one epoch too many)."
+    if not file.is_file(): return
+    lines = file.read_text().split('\n')
+    if not lines or not lines[0]: file.unlink(); return
+    rows, seen = [], set()
+    for l in lines[1:-1]: # the last piece has no newline: a cut row, or empty
+        e = l.split(',')[0]
+        if e.isdigit() and int(e) < n_epochs and int(e) not in seen: rows.append(l); seen.add(int(e))
+    atomic_write_text(file, '\n'.join([lines[0]] + rows) + '\n')
 
 # %% ../nbs/06_learner.ipynb #2df2bd9c
 class ResumableCSVLogger(CSVLogger):
@@ -336,18 +496,33 @@ def _image_side(path):
     from PIL import Image
     with Image.open(p) as im: return min(im.size)
 
+LABEL_FROM = ('label', 'pair')
+
 def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=DEFAULT_FIELDS, label_col='label',
-                         root=None, n_check:int=64, name:str='table'):
+                         root=None, n_check:int=64, name:str='table',
+                         on_bad:str='raise', # 'skip': unreadable or missing images are left for the data layer to skip
+                         label_from:str='label', # ce: 'label' needs `label_col`; 'pair' classifies the (modality, anatomy) pair
+                        ):
     "Clear errors for a table `method` cannot pretrain on: missing columns, batch size, images smaller than `size`."
-    need = ['path'] + ({'fields': list(fields), 'label': [label_col], None: []}[NEEDS[method]])
+    if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
+    needs = METHODS[method]['needs']
+    if needs == 'label' and label_from == 'pair': needs = 'fields'
+    need = ['path'] + ({'fields': list(fields), 'label': [label_col], None: []}[needs])
     missing = [c for c in need if c not in df.columns]
-    if missing: raise KeyError(f"{name} has no column(s) {missing}, which {method} pretraining needs; it has {list(df.columns)}")
+    if missing:
+        hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
+        raise KeyError(f"{name} has no column(s) {missing}, which {method} pretraining needs; it has {list(df.columns)}{hint}")
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
     rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
     for p in rows['path']:
         f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
-        if not f.is_file(): raise FileNotFoundError(f"{name}: image {f} does not exist")
-        side = _image_side(f)
+        if not f.is_file():
+            if on_bad == 'skip': continue
+            raise FileNotFoundError(f"{name}: image {f} does not exist (on_bad='skip' leaves missing and unreadable images out)")
+        try: side = _image_side(f)
+        except Exception as e:
+            if on_bad == 'skip': continue
+            raise ValueError(f"{name}: image {f} cannot be read ({type(e).__name__}: {e}); on_bad='skip' leaves unreadable images out") from None
         if side is not None and side < size:
             raise ValueError(f"size={size} is larger than the images: {f} is only {side} px on its smaller side; use size <= {side}")
 
@@ -356,126 +531,194 @@ def _check_bs(bs):
         raise ValueError(f"bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one), got {bs!r}")
 
 # %% ../nbs/06_learner.ipynb #d82919bf
-def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `RECIPES`
+DATA_OPTIONS = ('root', 'fields', 'label_col', 'on_bad', 'data_on_device', 'valid_pct', 'in_memory', 'num_workers', 'resize',
+                'decode_workers', 'meta_encoder')
+RUN_OPTIONS = ('aug', 'mixed_precision', 'channels_last', 'validate', 'progress')
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(PretrainRecipe) if f.name not in ('method', 'name'))
+
+class ZeroLossGuard(Callback):
+    "Refuse, before the first optimiser step, a setting whose training loss is exactly 0 (it would train nothing)."
+    order = 1
+    def before_fit(self): self.checked = False
+    def after_loss(self):
+        if self.checked or not self.training: return
+        self.checked = True
+        if float(self.learn.loss.detach()) == 0.:
+            raise ValueError("the loss of the first training batch is exactly 0: this setting trains nothing (e.g. one view "
+                             "in a contrastive method, or a single class); nothing was saved")
+
+def _split_kwargs(kwargs):
+    unknown = sorted(set(kwargs) - set(RECIPE_FIELDS) - set(DATA_OPTIONS) - set(RUN_OPTIONS))
+    if unknown: raise TypeError(f"pretrain got unexpected keyword(s) {unknown}; it takes the recipe fields {list(RECIPE_FIELDS)}, "
+                                f"the data options {list(DATA_OPTIONS)} and the run options {list(RUN_OPTIONS)}")
+    pick = lambda names: {k: v for k, v in kwargs.items() if k in names}
+    return pick(RECIPE_FIELDS), pick(DATA_OPTIONS), pick(RUN_OPTIONS)
+
+def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
              data, # `pretrain_dls` DataLoaders, or a metadata table (DataFrame or CSV path)
-             epochs:int|None=None, # default: the recipe's (1000)
-             lr:float|None=None, # peak learning rate (recipe: 0.05 SGD, 1e-3 Adam)
-             bs:int|None=None, # global batch size (recipe: 256)
+             recipe:PretrainRecipe|str|None=None, # 'paper' (default), 'authors', or a `PretrainRecipe`
              size:int=64, # view size in pixels (the paper: 224)
-             tau:float|None=None, # Jaccard threshold (ModAn: 0.3)
-             temperature:float|None=None, # softmax temperature (ModAn/SupCon 0.07, SimCLR 0.1)
-             n_views:int|None=None, # views per image (recipe: 2; 1 for ce)
-             head='mlp', # 'mlp' projection head, None: the authors' 1000-way fc (see notebook 05)
-             arch:str='resnet18', weights=None, stem:str|None=None, # the encoder, see `create_encoder`
-             opt:str|None=None, mom:float|None=None, wd:float|None=None, pct_start:float|None=None, # optimiser overrides
-             aug:nn.Module|dict|None=None, # a `ViewAugment`, or a dict of its arguments
              path:str|Path|None=None, # run folder for checkpoint, log and encoder (default `runs_dir(method)`)
              resume:bool=False, # continue from `<path>/checkpoint.pth` if it is there
-             seed:int=0, device=None, # seed; device (default: `default_device()`)
-             mixed_precision:bool|None=None, # default: on for CUDA
-             channels_last:bool|None=None, # default: on for CUDA
-             data_on_device:bool=True, # keep the uint8 pretraining set on the device, e.g. the GPU (`pretrain_dls`'s `store_on_device`)
-             fields=DEFAULT_FIELDS, label_col:str='label', root=None, # for a table: see `pretrain_dls`
-             validate:bool=False, progress:bool|None=None, # progress bars/table (default: off under tests)
-             cbs=None, fit:bool=True, **data_kwargs)->Learner:
-    "Pretrain an encoder with `method`'s recipe; returns the (fitted) fastai `Learner`."
-    if method not in RECIPES: raise ValueError(f"unknown method {method!r}; choose one of {list(RECIPES)}")
-    r = RECIPES[method]
-    epochs, lr, bs, n_views, opt, mom, wd, pct_start = (r[k] if v is None else v for k, v in (('epochs', epochs), ('lr', lr),
-        ('bs', bs), ('n_views', n_views), ('opt', opt), ('mom', mom), ('wd', wd), ('pct_start', pct_start)))
-    _check_bs(bs)
-    if size < 8: raise ValueError(f"size must be at least 8 px, got {size}")
+             seed:int=0, # seeds everything (process r > 0 of a distributed run draws its views from seed + 7919 r)
+             device=None, # default: `default_device()`
+             label_from:str='label', # ce: the class is the finding `label_col` ('label') or the (modality, anatomy) pair ('pair')
+             cbs=None, # more fastai callbacks
+             fit:bool=True, # False: return the learner unfitted
+             **kwargs, # recipe fields over `recipe` (epochs, lr, bs, ...), `DATA_OPTIONS` (root, on_bad, ...), `RUN_OPTIONS`
+            )->Learner:
+    "Pretrain an encoder with `method` and `recipe`; returns the (fitted) fastai `Learner`."
+    _check_method(method)
+    rk, dk, run = _split_kwargs(kwargs)
+    r = get_recipe(method, recipe, **rk)
+    if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
+    if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
     dev = default_device(device); cuda = dev.type == 'cuda'
-    progress = (not IN_TEST) if progress is None else progress
+    progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)
-    dls = _make_dls(data, method, bs, size, fields, label_col, root, dev, data_on_device, seed, data_kwargs)
-    target = r['target']
-    encoder = create_encoder(arch, weights, n_in=1, stem=stem)
+    dls = _make_dls(data, method, r.bs, size, label_from, dev, seed, dk)
+    encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
+    ce_class = None
     if method == 'ce':
         voc = getattr(dls, 'label_vocab', None)
         if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
+        if len(voc) < 2: raise ValueError(f"ce pretraining needs at least 2 classes, the data have one ({voc[0]!r}): the cross-entropy "
+                                          "would be 0 at every step and nothing would be learnt")
         model = LinearClassifier(encoder, len(voc))
-    else: model = ContrastiveModel(encoder, head)
-    loss = make_loss(method, temperature, tau, n_views)
+        flds = list(getattr(getattr(dls, 'meta_encoder', None), 'fields', dk.get('fields', DEFAULT_FIELDS)))
+        ce_class = '/'.join(flds) + ('' if label_from == 'pair' else '/' + dk.get('label_col', 'label'))
+    else: model = ContrastiveModel(encoder, r.head)
+    rank = rank_distrib()
+    if rank: torch.manual_seed(seed + 7919*rank) # every process its own views (the model was built alike everywhere)
+    loss = make_loss(method, r.temperature, r.tau, r.n_views)
+    aug = run.get('aug')
     if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
-    aug = aug if aug is not None else ViewAugment(size=size)
+    aug = aug if aug is not None else make_augment(r, size)
     path = Path(path) if path is not None else runs_dir(method)
     path.mkdir(parents=True, exist_ok=True)
-    if channels_last is None: channels_last = cuda
-    info = dict(method=method, arch=arch, stem=encoder.stem, head='mlp' if head == 'mlp' else str(head), n_views=n_views, epochs=epochs)
+    if not rank: remove_stale_temp_files(path) # a kill mid-write leaves its temporary file; the real one is intact
+    channels_last = cuda if run.get('channels_last') is None else run['channels_last']
+    info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class)
+    if run.get('aug') is not None: info['aug'] = repr(aug)
     ckpt = ResumableCheckpoint('checkpoint.pth', info)
-    all_cbs = [MultiViewCallback(aug, n_views, target, channels_last), ckpt,
-               ResumableCSVLogger('history.csv', append=resume)] + ([] if validate else [NoValidation()]) + list(cbs or [])
-    if mixed_precision is None: mixed_precision = cuda
-    if mixed_precision: all_cbs.append(MixedPrecision(amp_mode='bf16' if cuda and torch.cuda.is_bf16_supported() else 'fp16'))
-    learn = Learner(dls, model.to(dev), loss_func=loss, opt_func=make_opt_func(opt, mom, wd), lr=lr, path=path,
+    all_cbs = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
+               ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
+    mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
+    if mp: all_cbs.append(MixedPrecision(amp_mode='bf16' if cuda and torch.cuda.is_bf16_supported() else 'fp16'))
+    learn = Learner(dls, model.to(dev), loss_func=loss, opt_func=make_opt_func(r.opt, r.mom, r.wd), lr=r.lr, path=path,
                     model_dir='.', cbs=all_cbs)
     if channels_last: learn.model.to(memory_format=torch.channels_last)
-    learn.pretrain_info, learn.checkpoint = dict(info, lr=lr, bs=bs, size=size, seed=seed), ckpt
+    learn.pretrain_info, learn.checkpoint, learn.recipe = dict(info, method=method), ckpt, r
+    learn.bad_files = list(getattr(dls, 'bad_files', []) or [])
     start = 0
-    if resume and ckpt.file.is_file(): start = ckpt.restore(learn)
+    if resume and ckpt.file.is_file():
+        start = ckpt.restore(learn)
+        if not rank: repair_history(path/'history.csv', start)
+        if rank: torch.manual_seed(seed + 7919*rank + 104729*start)
+    elif not rank and (path/'history.csv').is_file() and resume: (path/'history.csv').unlink() # no checkpoint: a fresh start
     learn.n_steps = ckpt.steps_done # optimiser steps so far (kept up to date by the checkpoint callback)
     if not progress: learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))); learn.logger = lambda *a, **k: None
-    if fit and start < epochs:
-        _fit(learn, epochs, lr, pct_start, r['schedule'], mom, start)
-        if not rank_distrib(): save_encoder(path/'encoder.pth', learn.model.encoder, getattr(dls, 'meta_encoder', None), **learn.pretrain_info)
+    if fit and start < r.epochs: _fit(learn, r, start)
+    if fit and not rank and ckpt.epochs_done >= r.epochs: _save_encoder_if_needed(learn, path/'encoder.pth', trained=start < r.epochs)
     return learn
 
-def _fit(learn, epochs, lr, pct_start, schedule, mom, start):
+def _pid_alive(pid):
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True
+
+def remove_stale_temp_files(path:Path)->list:
+    "Delete the temporary files (`.<name>.<pid>.tmp`) that a process killed mid-write left in `path`; return their names."
+    gone = []
+    for f in Path(path).glob('.*.tmp'):
+        pid = f.name.rsplit('.', 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)): f.unlink(missing_ok=True); gone.append(f.name)
+    return gone
+
+def _save_encoder_if_needed(learn, file, trained):
+    "Write the finished run's encoder: after training, or when resuming finds it missing, truncated or corrupt."
+    if not trained:
+        try: load_checkpoint_file(file, 'encoder'); return
+        except (FileNotFoundError, ValueError): pass
+    save_encoder(file, _unwrap(learn.model).encoder, getattr(learn.dls, 'meta_encoder', None), **learn.pretrain_info)
+
+def _fit(learn, r, start):
     ctx = nullcontext()
     if num_distrib() > 1:
         _patch_distributed_dl()
         cpu = next(learn.model.parameters()).device.type == 'cpu'
         ctx = learn.distrib_ctx(sync_bn=not cpu, cpu=cpu) # accelerate needs cpu=True for CPU (gloo) processes
     with ctx:
-        if schedule == 'cosine':
-            learn.fit_one_cycle(epochs, lr, div=10., div_final=1000., pct_start=pct_start, moms=(mom, mom, mom), start_epoch=start)
-        else: learn.fit(epochs, lr, start_epoch=start)
+        if r.schedule == 'cosine':
+            learn.fit_one_cycle(r.epochs, r.lr, div=10., div_final=1000., pct_start=r.pct_start, moms=(r.mom, r.mom, r.mom), start_epoch=start)
+        elif r.schedule == 'constant': learn.fit(r.epochs, r.lr, start_epoch=start)
+        else: learn.fit(r.epochs, r.lr, cbs=ParamScheduler({'lr': lr_schedule(r)}), start_epoch=start)
 
-def _make_dls(data, method, bs, size, fields, label_col, root, dev, data_on_device, seed, data_kwargs):
+def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
     if isinstance(data, DataLoaders):
+        if dk: raise TypeError(f"the data options {sorted(dk)} are for a table; these DataLoaders are already built")
         if len(data.train) == 0: raise ValueError(f"the training DataLoader has no batches (bs={data.train.bs}, {len(data.train.dataset)} items)")
         if getattr(data.train, 'bs', 2) < 2: _check_bs(data.train.bs)
+        tab = getattr(data, 'table', None)
+        if method == 'ce' and label_from == 'label' and tab is not None and 'label' not in tab.columns:
+            raise ValueError("these DataLoaders were built from a table without a 'label' column: their classes are the "
+                             "(modality, anatomy) pairs; pass label_from='pair' to pretrain on them knowingly")
         return data
     from modan_nb.data import pretrain_dls
+    dk = dict(dk); root, fields = dk.pop('root', None), dk.pop('fields', DEFAULT_FIELDS)
+    label_col, data_on_device = dk.pop('label_col', 'label'), dk.pop('data_on_device', True)
     df, root = _read_table(data, root)
     name = f"metadata table {data}" if not isinstance(data, pd.DataFrame) else 'metadata table'
-    check_pretrain_table(df, method, bs, size, fields, label_col, root, name=name)
+    check_pretrain_table(df, method, bs, size, fields, label_col, root, name=name, on_bad=dk.get('on_bad', 'raise'), label_from=label_from)
     ws = max(num_distrib(), 1) # fastai's DistributedDL gives each process whole batches: ask for bs/ws per process
     if bs % ws: raise ValueError(f"the global batch bs={bs} does not split evenly over {ws} processes")
-    dls = pretrain_dls(df, size=size, bs=bs//ws, fields=fields, label_col=label_col, root=root, device=dev, seed=seed,
-                       store_on_device=data_on_device, **data_kwargs)
-    if len(dls.train) == 0: raise ValueError(f"bs={bs} leaves no full training batch for the {len(df)} images; use a smaller bs")
+    dls = pretrain_dls(df, size=size, bs=bs//ws, fields=fields, label_col=None if label_from == 'pair' else label_col, root=root,
+                       device=dev, seed=seed, store_on_device=data_on_device, **dk)
+    if dls.bad_files: warnings.warn(f"{name}: {len(dls.bad_files)} unreadable image(s) left out (on_bad='skip'), first: "
+                                    f"{dls.bad_files[0][0]} ({dls.bad_files[0][1]})")
+    if len(dls.train) == 0: raise ValueError(f"bs={bs} leaves no full training batch for the {len(dls.train.dataset)} readable images; use a smaller bs")
     return dls
 
 # %% ../nbs/06_learner.ipynb #e8f0a7c9
-def modan_pretrain(data, epochs:int|None=None, lr:float|None=None, bs:int|None=None, size:int=64, tau:float|None=None, **kwargs)->Learner:
+def _given(**kw): return {k: v for k, v in kw.items() if v is not None}
+
+@delegates(pretrain, keep=True)
+def modan_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
+                   tau:float|None=None, temperature:float|None=None, **kwargs)->Learner:
     "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors."
-    return pretrain('modan', data, epochs=epochs, lr=lr, bs=bs, size=size, tau=tau, **kwargs)
+    return pretrain('modan', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, tau=tau, temperature=temperature), **kwargs)
 
-def simclr_pretrain(data, epochs:int|None=None, lr:float|None=None, bs:int|None=None, size:int=64, **kwargs)->Learner:
+@delegates(pretrain, keep=True)
+def simclr_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
+                    temperature:float|None=None, **kwargs)->Learner:
     "SimCLR: NT-Xent (T = 0.1), no metadata."
-    return pretrain('simclr', data, epochs=epochs, lr=lr, bs=bs, size=size, **kwargs)
+    return pretrain('simclr', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, temperature=temperature), **kwargs)
 
-def supcon_pretrain(data, epochs:int|None=None, lr:float|None=None, bs:int|None=None, size:int=64, **kwargs)->Learner:
+@delegates(pretrain, keep=True)
+def supcon_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
+                    temperature:float|None=None, **kwargs)->Learner:
     "Single-label SupCon with the (modality, anatomy) pair as the class."
-    return pretrain('supcon', data, epochs=epochs, lr=lr, bs=bs, size=size, **kwargs)
+    return pretrain('supcon', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, temperature=temperature), **kwargs)
 
-def ce_pretrain(data, epochs:int|None=None, lr:float|None=None, bs:int|None=None, size:int=64, label_col:str='label', **kwargs)->Learner:
-    "Supervised cross-entropy on `label_col` (by default the finding: RadImageNet's 165-class baseline) with Adam."
-    return pretrain('ce', data, epochs=epochs, lr=lr, bs=bs, size=size, label_col=label_col, **kwargs)
+@delegates(pretrain, keep=True)
+def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
+                label_from:str='label', **kwargs)->Learner:
+    "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`."
+    return pretrain('ce', data, recipe, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
 
 # %% ../nbs/06_learner.ipynb #0cac2b9f
 @call_parse
 def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  data:str=None, # metadata CSV (path, modality, anatomy, label)
+                 recipe:str='paper', # paper or authors (see `RECIPES`)
                  epochs:int=None, lr:float=None, bs:int=None, size:int=64, tau:float=None, temperature:float=None,
+                 label_from:str='label', # ce: label (the finding column) or pair (the modality/anatomy pair)
                  path:str=None, # run folder (default data/runs/<method>)
                  resume:bool=False, # continue from the run folder's checkpoint
                  no_data_on_device:bool=False, # keep the uint8 images in host memory rather than on the GPU
                  seed:int=0):
     "Pretrain a ResNet-18 encoder on a metadata table; writes checkpoint.pth, history.csv and encoder.pth to the run folder."
     if data is None: raise SystemExit("--data METADATA.csv is required")
-    learn = pretrain(method, data, epochs=epochs, lr=lr, bs=bs, size=size, tau=tau, temperature=temperature, path=path,
-                     resume=resume, data_on_device=not no_data_on_device, seed=seed)
+    learn = pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
+                     data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs, tau=tau, temperature=temperature))
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")

@@ -14,19 +14,21 @@ from fastcore.basics import store_attr
 from .metadata import MetadataEncoder
 
 # %% auto #0
-__all__ = ['ARCHS', 'GRAY_MEAN', 'GRAY_STD', 'FORMAT', 'Encoder', 'fold_conv1', 'load_weights', 'imagenet_weights_path',
-           'imagenet_state_dict', 'create_encoder', 'ProjectionHead', 'ContrastiveModel', 'to_torchvision_state_dict',
+__all__ = ['ARCHS', 'STEMS', 'GRAY_MEAN', 'GRAY_STD', 'CONV1', 'HEADS', 'FORMAT', 'Encoder', 'fold_conv1', 'load_weights',
+           'imagenet_weights_path', 'imagenet_state_dict', 'create_encoder', 'ProjectionHead', 'make_head',
+           'ContrastiveModel', 'atomic_write_text', 'atomic_save', 'load_checkpoint_file', 'to_torchvision_state_dict',
            'save_encoder', 'load_encoder']
 
 # %% ../nbs/05_models.ipynb #70637bd4
 ARCHS = {'resnet18': 'ResNet18_Weights', 'resnet34': 'ResNet34_Weights', 'resnet50': 'ResNet50_Weights'}
+STEMS = {'paper': '3x3 stride 1, max pool kept (modan_nb default)', 'torchvision': '7x7 stride 2 (torchvision; the authors\' scripts)'}
 GRAY_MEAN, GRAY_STD = 0.449, 0.226 # ImageNet's channel means/stds averaged: the grayscale normalisation
 
 def _check_arch(arch):
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; choose one of {list(ARCHS)}")
 
 def _check_stem(stem):
-    if stem not in ('paper', 'torchvision'): raise ValueError(f"stem must be 'paper' or 'torchvision', got {stem!r}")
+    if stem not in STEMS: raise ValueError(f"stem must be 'paper' or 'torchvision', got {stem!r}")
 
 def _tv_body(arch, n_in, stem):
     "A torchvision ResNet with `fc` removed and the first convolution adapted to `n_in` channels and `stem`."
@@ -42,23 +44,26 @@ class Encoder(nn.Module):
     def __init__(self,
                  arch:str='resnet18', # a torchvision ResNet name, see `ARCHS`
                  n_in:int=1, # input channels (1 for grayscale)
-                 stem:str='paper', # 'paper' (3x3 stride 1) or 'torchvision' (7x7 stride 2)
+                 stem:str='paper', # 'paper' (3x3 stride 1) or 'torchvision' (7x7 stride 2), see `STEMS`
+                 normalize:bool=True, # subtract GRAY_MEAN and divide by GRAY_STD; False: feed [0,1] as is (the authors')
                 ):
         super().__init__()
         _check_arch(arch); _check_stem(stem)
-        store_attr('arch,n_in,stem')
+        store_attr('arch,n_in,stem,normalize')
+        self.imagenet_conv1 = None # set by `create_encoder`: 'folded' or 'random' when the rest came from ImageNet
         self.net = _tv_body(arch, n_in, stem)
         self.n_features = self.net.layer4[-1].conv1.in_channels if arch != 'resnet50' else 2048
-        self.register_buffer('mean', torch.full((1, n_in, 1, 1), GRAY_MEAN))
-        self.register_buffer('std', torch.full((1, n_in, 1, 1), GRAY_STD))
+        self.register_buffer('mean', torch.full((1, n_in, 1, 1), GRAY_MEAN if normalize else 0.))
+        self.register_buffer('std', torch.full((1, n_in, 1, 1), GRAY_STD if normalize else 1.))
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.n_in:
             raise ValueError(f"expected images of shape (B, {self.n_in}, H, W), got {tuple(x.shape)}")
         if x.dtype == torch.uint8: x = x.float().div_(255)
-        return self.net((x - self.mean) / self.std)
+        return self.net((x - self.mean) / self.std if self.normalize else x)
 
-    def extra_repr(self): return f"arch={self.arch!r}, n_in={self.n_in}, stem={self.stem!r}, n_features={self.n_features}"
+    def extra_repr(self): return (f"arch={self.arch!r}, n_in={self.n_in}, stem={self.stem!r}, normalize={self.normalize}, "
+                                  f"n_features={self.n_features}")
 
 # %% ../nbs/05_models.ipynb #9d2a1c3f
 _PREFIXES = ('module.', 'encoder.net.', 'net.', '0.')
@@ -126,53 +131,107 @@ def imagenet_state_dict(arch:str='resnet18', # a torchvision ResNet name
     except OSError as e: raise FileNotFoundError(f"{hint}; the download failed: {e}") from e
 
 # %% ../nbs/05_models.ipynb #ab9b0f7f
+CONV1 = ('fold', 'random')
+
 def create_encoder(arch:str='resnet18', # a torchvision ResNet name, see `ARCHS`
                    weights:str|Path|None=None, # None (random), 'imagenet', or a checkpoint path
                    n_in:int=1, # input channels (1 for grayscale)
                    stem:str|None=None, # 'paper' (3x3 stride 1) or 'torchvision' (7x7 stride 2); None: torchvision for ImageNet
                    download:bool=True, # for 'imagenet': allow torchvision to download a missing file
+                   normalize:bool=True, # normalise inputs inside the encoder (False: the authors' ToTensor-only input)
+                   conv1:str='fold', # ImageNet's first layer: 'fold' its RGB kernels into n_in channels, or 'random' (the authors')
                   )->Encoder:
     "A ResNet encoder mapping `(B, n_in, H, W)` images in [0,1] to `(B, n_features)` features, optionally pretrained."
     if weights is not None and not isinstance(weights, (str, Path)): raise TypeError(f"weights must be None, 'imagenet' or a path, got {type(weights).__name__}")
+    if conv1 not in CONV1: raise ValueError(f"conv1 must be one of {CONV1}, got {conv1!r}")
     if stem is None: stem = 'torchvision' if weights == 'imagenet' else 'paper'
-    if weights is None: return Encoder(arch, n_in, stem)
+    if weights is None: return Encoder(arch, n_in, stem, normalize)
     if weights == 'imagenet':
-        enc, sd = Encoder(arch, n_in, stem), imagenet_state_dict(arch, download=download)
-        if stem == 'paper':
-            warnings.warn("stem='paper' with ImageNet weights: the first convolution stays random (the authors' choice)")
+        enc, sd = Encoder(arch, n_in, stem, normalize), imagenet_state_dict(arch, download=download)
+        if stem == 'paper' and conv1 == 'fold':
+            warnings.warn("stem='paper' with ImageNet weights: the 7x7 ImageNet first layer cannot be folded into the 3x3 stem, "
+                          "so the first convolution stays random (as in the authors' ImageNet baseline)")
+        if stem == 'paper' or conv1 == 'random':
             sd = {k: v for k, v in sd.items() if k != 'conv1.weight'}
             sd['conv1.weight'] = enc.net.conv1.weight.detach().clone()
-        return load_weights(enc, sd, f'ImageNet weights for {arch}')
+        enc = load_weights(enc, sd, f'ImageNet weights for {arch}')
+        enc.imagenet_conv1 = 'random' if (stem == 'paper' or conv1 == 'random') else 'folded'
+        return enc
     enc, _, _ = load_encoder(weights, n_in=n_in)
     if enc.arch != arch: raise ValueError(f"{weights} holds a {enc.arch} encoder, not {arch}")
     return enc
 
 # %% ../nbs/05_models.ipynb #df12c75c
 class ProjectionHead(nn.Sequential):
-    "SimCLR's projection MLP with batch norm: `n_in` -> `n_hidden` -> `n_out`."
-    def __init__(self, n_in:int=512, n_hidden:int=512, n_out:int=128):
-        super().__init__(nn.Linear(n_in, n_hidden, bias=False), nn.BatchNorm1d(n_hidden), nn.ReLU(inplace=True),
-                         nn.Linear(n_hidden, n_out))
+    "SimCLR's projection MLP `n_in` -> `n_hidden` -> `n_out`, with batch norm (ours) or without (the authors' SimCLR)."
+    def __init__(self, n_in:int=512, n_hidden:int=512, n_out:int=128,
+                 bn:bool=True, # batch norm after the first layer (whose bias it then replaces)
+                ):
+        first = [nn.Linear(n_in, n_hidden, bias=False), nn.BatchNorm1d(n_hidden)] if bn else [nn.Linear(n_in, n_hidden)]
+        super().__init__(*first, nn.ReLU(inplace=True), nn.Linear(n_hidden, n_out))
+
+HEADS = {'mlp': 'Linear(n, n) - BatchNorm - ReLU - Linear(n, 128)',
+         'mlp_nobn': "Linear(n, 2048) - ReLU - Linear(2048, 128) (the authors' SimCLR)",
+         'fc1000': "Linear(n, 1000): torchvision's own fc (the authors' ModAn-MulSupCon)"}
+
+def make_head(head:str|None, # a name in `HEADS` (None: 'fc1000')
+              n_in:int=512, # the encoder's features
+              proj_dim:int=128, # output size of the MLP heads
+             )->nn.Module:
+    "The projection head called `head`."
+    if head is None or head == 'fc1000': return nn.Linear(n_in, 1000)
+    if head == 'mlp': return ProjectionHead(n_in, n_in, proj_dim)
+    if head == 'mlp_nobn': return ProjectionHead(n_in, 2048, proj_dim, bn=False)
+    raise ValueError(f"head must be one of {list(HEADS)}, None or an nn.Module, got {head!r}")
 
 # %% ../nbs/05_models.ipynb #ee9dd547
 class ContrastiveModel(nn.Module):
-    "An encoder and a projection head; returns L2-normalised projections. `head=None`: the authors' 1000-way `fc`."
+    "An encoder and a projection head; returns L2-normalised projections. See `HEADS`."
     def __init__(self,
                  encoder:nn.Module, # maps images to (B, n_features); kept for downstream tasks
-                 head:nn.Module|str|None='mlp', # 'mlp' (ProjectionHead), None (the authors' Linear(n, 1000)), or a module
-                 proj_dim:int=128, # output size of the 'mlp' head
+                 head:nn.Module|str|None='mlp', # a name in `HEADS` ('mlp', 'mlp_nobn', 'fc1000'; None = 'fc1000'), or a module
+                 proj_dim:int=128, # output size of the MLP heads
                 ):
         super().__init__()
-        n = encoder.n_features
-        if head == 'mlp': head = ProjectionHead(n, n, proj_dim)
-        elif head is None: head = nn.Linear(n, 1000)
-        elif not isinstance(head, nn.Module): raise ValueError(f"head must be 'mlp', None or an nn.Module, got {head!r}")
+        self.head_name = head if isinstance(head, str) else ('fc1000' if head is None else type(head).__name__)
+        if not isinstance(head, nn.Module): head = make_head(head, encoder.n_features, proj_dim)
         self.encoder, self.head = encoder, head
 
     def forward(self, x): return F.normalize(self.head(self.encoder(x)).float(), dim=-1)
 
 # %% ../nbs/05_models.ipynb #e39aab9f
 FORMAT = 'modan_nb.encoder/1'
+
+def atomic_write_text(path:str|Path, text:str)->Path:
+    "Write `text` to `path` through a temporary file in the same folder and `os.replace`: a kill leaves the old file or the new."
+    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    with open(tmp, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path); return path
+
+def atomic_save(obj, path:str|Path)->Path:
+    "`torch.save(obj, path)` through a temporary file in the same folder and `os.replace` (never a half-written file)."
+    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    with open(tmp, 'wb') as f: torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path); return path
+
+def load_checkpoint_file(path:str|Path, # a file written with `torch.save`
+                         what:str='checkpoint', # how to name it in messages
+                         fix:str='', # what to do about a damaged file (e.g. which file to delete)
+                         map_location='cpu'):
+    "`torch.load(path, weights_only=True)` with messages that say whether the file is missing, truncated/corrupt, or holds code."
+    import pickle
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{what} {path} does not exist")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):
+            raise ValueError(f"{what} {path} is not a weights-only checkpoint: it holds Python objects that would run code "
+                             f"when loaded ({str(e).splitlines()[0][:200]})") from None
+        err = e
+    except Exception as e: err = e
+    size = path.stat().st_size
+    raise ValueError(f"{what} {path} is truncated or corrupt ({size} bytes; {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
+                     + (f"; {fix}" if fix else '')) from None
 
 def to_torchvision_state_dict(encoder:Encoder, # the encoder to export
                               n_in:int|None=None, # channels of the exported first convolution (None: the encoder's)
@@ -203,12 +262,12 @@ def save_encoder(path:str|Path, # the file to write (e.g. 'encoder.pth')
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     ck = dict(format=FORMAT, arch=encoder.arch, stem=encoder.stem, n_in=encoder.n_in, n_features=encoder.n_features,
               mean=float(encoder.mean.flatten()[0]), std=float(encoder.std.flatten()[0]),
+              normalize=bool(getattr(encoder, 'normalize', True)), imagenet_conv1=getattr(encoder, 'imagenet_conv1', None),
               state_dict={k: v.cpu() for k, v in to_torchvision_state_dict(encoder).items()},
               meta_encoder=None if meta_encoder is None else meta_encoder.to_dict(),
               info={k: _plain(v, k) for k, v in info.items()})
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(ck, tmp); os.replace(tmp, path)
-    if meta_encoder is not None: meta_encoder.save(path.with_suffix('.vocab.json'))
+    atomic_save(ck, path)
+    if meta_encoder is not None: atomic_write_text(path.with_suffix('.vocab.json'), json.dumps(meta_encoder.to_dict(), indent=1))
     return path
 
 # %% ../nbs/05_models.ipynb #0e7b24db
@@ -218,9 +277,8 @@ def load_encoder(path:str|Path, # a file written by `save_encoder`
                 )->tuple:
     "Load `(encoder, meta_encoder, info)` from `save_encoder`'s file, with `weights_only=True` (no code runs)."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"encoder checkpoint {path} does not exist")
-    try: ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise ValueError(f"{path} is not a weights-only checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+    ck = load_checkpoint_file(path, 'encoder checkpoint', f"delete {path} (only this file) and rerun: a resumed pretraining or "
+                              "experiment writes it again", map_location)
     if not isinstance(ck, dict): raise ValueError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
     if ck.get('format') != FORMAT: # a bare torchvision-style state dict: a torchvision-stem resnet18 unless shapes say otherwise
         sd = ck.get('state_dict', ck) if isinstance(ck.get('state_dict', ck), dict) else ck
@@ -230,7 +288,7 @@ def load_encoder(path:str|Path, # a file written by `save_encoder`
         enc = Encoder('resnet18', n_in or (1 if w.shape[1] == 1 else 3), stem)
         return load_weights(enc, sd, str(path)), None, {}
     _check_arch(ck['arch'])
-    enc = Encoder(ck['arch'], n_in or ck['n_in'], ck['stem'])
-    load_weights(enc, ck['state_dict'], str(path))
+    enc = Encoder(ck['arch'], n_in or ck['n_in'], ck['stem'], ck.get('normalize', True))
+    load_weights(enc, ck['state_dict'], str(path)); enc.imagenet_conv1 = ck.get('imagenet_conv1')
     meta = None if ck.get('meta_encoder') is None else MetadataEncoder.from_dict(ck['meta_encoder'])
     return enc, meta, ck.get('info', {})

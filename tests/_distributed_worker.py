@@ -9,9 +9,14 @@ import modan_nb.losses as losses
 from modan_nb.learner import modan_pretrain, make_loss
 
 class SeenBatch(Callback):
-    "Record what the contrastive loss saw in each step (its own diagnostics)."
+    "Record what the contrastive loss saw in each step (its own diagnostics), and the views this process draws for a fixed image."
     order = 100
-    def before_fit(self): self.seen = []
+    def before_fit(self): self.seen, self.probe = [], None
+    def before_batch(self):
+        if self.probe is not None: return
+        aug = self.learn.cbs.filter(lambda c: type(c).__name__ == 'MultiViewCallback')[0].aug
+        with torch.random.fork_rng(devices=[]): # the same draws the callback makes next, without using them up
+            self.probe = aug(torch.linspace(0, 1, 256).view(1, 1, 16, 16)).flatten().tolist()
     def after_loss(self):
         st = self.learn.loss_func.last_stats
         self.seen.append(dict(n_images=st['n_images'], n_anchors=st['n_anchors'], n_valid_global=int(st['n_valid_global'])))
@@ -34,7 +39,7 @@ def main(csv, out):
     ref.backward()
     ref_mine = torch.cat([full.grad[v*B*ws + rank*B: v*B*ws + (rank+1)*B] for v in range(V)])
     mean_loss = loss.detach().clone(); torch.distributed.all_reduce(mean_loss); mean_loss /= ws # what DDP's averaging optimises
-    res = dict(rank=rank, ws=ws, seen=seen.seen, n_steps=learn.n_steps, loss=float(mean_loss), ref=float(ref),
+    res = dict(rank=rank, ws=ws, seen=seen.seen, probe=seen.probe, n_steps=learn.n_steps, loss=float(mean_loss), ref=float(ref),
                grad_ok=bool(torch.allclose(mine.grad, ws*ref_mine, atol=1e-5)),
                encoder=(Path(out)/'run'/'encoder.pth').is_file())
     (Path(out)/f'rank{rank}.json').write_text(json.dumps(res))

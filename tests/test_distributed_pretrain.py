@@ -1,4 +1,4 @@
-"The distributed path (fastai's distrib_ctx + accelerate) on 2 CPU processes with gloo; the loss gathers once and sees the global batch."
+"The distributed path (fastai's distrib_ctx + accelerate) on 2 CPU processes with gloo; the loss gathers once and sees the global batch; the ranks draw different views."
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
@@ -24,3 +24,5 @@ def test_two_process_pretrain(tmp_path):
         assert o['n_steps'] == 2 # 16 images / global batch 8
         assert abs(o['loss'] - o['ref']) < 1e-5 and o['grad_ok']
     assert res[0]['encoder'] # rank 0 saved the encoder
+    # each process draws its own augmentations: the same image gets different views on the two ranks
+    assert res[0]['probe'] != res[1]['probe']

@@ -29,96 +29,16 @@ from .core import seed_everything, default_device, runs_dir, IN_TEST
 from .metadata import DEFAULT_FIELDS
 from .models import (create_encoder, ContrastiveModel, Encoder, save_encoder, load_checkpoint_file, atomic_save,
                              atomic_write_text, HEADS)
+from .augment import crop_thetas, ViewAugment, show_views
+_all_ = ['crop_thetas', 'ViewAugment'] # defined in notebook 05a; importable from here as before
 
 # %% auto #0
 __all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'RECIPES', 'NULLABLE', 'LABEL_FROM', 'DATA_OPTIONS', 'RUN_OPTIONS', 'RECIPE_FIELDS',
-           'crop_thetas', 'ViewAugment', 'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe',
-           'paper_recipe', 'authors_recipe', 'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule',
-           'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger',
-           'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files',
-           'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'pretrain_cli']
-
-# %% ../nbs/06_learner.ipynb #af867e08
-def _uniform(n, lo, hi, device): return torch.empty(n, device=device).uniform_(lo, hi)
-
-def crop_thetas(n:int, # number of images
-                scale:tuple=(0.2, 1.), # range of the crop's area, as a fraction of the image
-                ratio:tuple=(3/4, 4/3), # range of the crop's aspect ratio (width/height), sampled log-uniformly
-                flip_p:float=0.5, # probability of a horizontal flip
-                max_rotate:float=0., # rotate by up to this many degrees either way
-                device='cpu')->torch.Tensor:
-    "One affine matrix per image `(n, 2, 3)` for `F.affine_grid`: a random resized crop, flip and rotation each."
-    area, r = _uniform(n, *scale, device), _uniform(n, math.log(ratio[0]), math.log(ratio[1]), device).exp()
-    w, h = (area*r).sqrt().clamp(max=1.), (area/r).sqrt().clamp(max=1.) # half-widths in [-1, 1] coordinates
-    cx, cy = (torch.rand(n, device=device)*2 - 1)*(1 - w), (torch.rand(n, device=device)*2 - 1)*(1 - h)
-    flip = torch.where(torch.rand(n, device=device) < flip_p, -1., 1.)
-    a = _uniform(n, -max_rotate, max_rotate, device)*math.pi/180 if max_rotate else torch.zeros(n, device=device)
-    cos, sin = a.cos(), a.sin()
-    return torch.stack([torch.stack([w*flip*cos, -h*sin, cx], 1), torch.stack([w*flip*sin, h*cos, cy], 1)], 1)
-
-# %% ../nbs/06_learner.ipynb #eaf07818
-def _gaussian_kernels(sigma, k):
-    "One normalised `k x k` Gaussian kernel per sigma, shape `(n, 1, k, k)`."
-    ax = torch.arange(k, device=sigma.device, dtype=torch.float32) - (k - 1)/2
-    g = torch.exp(-ax[None]**2/(2*sigma[:, None]**2))
-    g = g/g.sum(1, keepdim=True)
-    return (g[:, :, None]*g[:, None, :])[:, None]
-
-class ViewAugment(nn.Module):
-    "Batched random views of `(B, C, H, W)` images in [0,1]: per-image resized crop, flip, brightness/contrast, options."
-    def __init__(self,
-                 size:int|None=None, # output size (None: the input's)
-                 scale:tuple=(0.2, 1.), # crop area range (the paper's [0.2, 1])
-                 ratio:tuple=(3/4, 4/3), # crop aspect-ratio range
-                 flip_p:float=0.5, # horizontal flip probability
-                 jitter_p:float=0.8, # probability of brightness/contrast jitter
-                 brightness:float=0.4, # brightness factor drawn from [1-b, 1+b]
-                 contrast:float=0.4, # contrast factor drawn from [1-c, 1+c] (about each image's mean)
-                 max_rotate:float=0., # option: rotations up to this many degrees
-                 blur_p:float=0., # option: Gaussian blur probability
-                 blur_sigma:tuple=(0.1, 2.), # blur sigma range, in pixels
-                 noise_p:float=0., # option: Gaussian noise probability
-                 noise_std:float=0.05, # noise standard deviation
-                ):
-        super().__init__(); store_attr()
-
-    def forward(self, x):
-        if x.dtype == torch.uint8: x = x.float().div_(255)
-        B, C, H, W = x.shape
-        size = self.size or min(H, W)
-        if size > min(H, W): raise ValueError(f"view size {size} is larger than the images ({H}x{W} px): use size <= {min(H, W)}")
-        theta = crop_thetas(B, self.scale, self.ratio, self.flip_p, self.max_rotate, x.device).to(x.dtype)
-        grid = F.affine_grid(theta, (B, C, size, size), align_corners=False)
-        v = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-        if self.jitter_p > 0: v = self._jitter(v)
-        if self.blur_p > 0: v = self._blur(v)
-        if self.noise_p > 0:
-            on = (torch.rand(B, 1, 1, 1, device=x.device) < self.noise_p).to(v.dtype)
-            v = v + on*self.noise_std*torch.randn_like(v)
-        return v.clamp_(0, 1)
-
-    def _jitter(self, v):
-        B, dev = v.shape[0], v.device
-        on = torch.rand(B, device=dev) < self.jitter_p
-        b = torch.where(on, _uniform(B, 1 - self.brightness, 1 + self.brightness, dev), 1.).view(B, 1, 1, 1)
-        c = torch.where(on, _uniform(B, 1 - self.contrast, 1 + self.contrast, dev), 1.).view(B, 1, 1, 1)
-        v = (v*b).clamp(0, 1)
-        m = v.mean((1, 2, 3), keepdim=True)
-        return ((v - m)*c + m).clamp(0, 1)
-
-    def _blur(self, v):
-        idx = (torch.rand(v.shape[0], device=v.device) < self.blur_p).nonzero().flatten()
-        if not len(idx): return v
-        k = max(3, (v.shape[-1]//10)//2*2 + 1) # about 10% of the image, odd (SimCLR)
-        sig = _uniform(len(idx), *self.blur_sigma, v.device)
-        sub = v[idx]; n, C, H, W = sub.shape
-        out = F.conv2d(F.pad(sub.reshape(1, n*C, H, W), [k//2]*4, mode='reflect'),
-                       _gaussian_kernels(sig, k).to(v.dtype).repeat_interleave(C, 0), groups=n*C)
-        v = v.clone(); v[idx] = out.reshape(n, C, H, W)
-        return v
-
-    def extra_repr(self): return (f"size={self.size}, scale={self.scale}, flip_p={self.flip_p}, jitter_p={self.jitter_p}, "
-                                  f"max_rotate={self.max_rotate}, blur_p={self.blur_p}, noise_p={self.noise_p}")
+           'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe', 'paper_recipe', 'authors_recipe',
+           'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule', 'LinearClassifier',
+           'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger', 'NoValidation',
+           'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files', 'modan_pretrain',
+           'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
 TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
@@ -158,23 +78,12 @@ class MultiViewCallback(Callback):
         if self.channels_last: v = v.contiguous(memory_format=torch.channels_last)
         self.learn.xb, self.learn.yb = (v,), (y,)
 
-    @torch.no_grad()
     def show(self, x:torch.Tensor|None=None, # images (B, 1, H, W); default: the first of a training batch
              n:int=4, # how many images
              figsize=None):
-        "Draw `n` images (left) and their views."
-        import matplotlib.pyplot as plt
+        "Draw `n` images (left) and their views (notebook 05a's `show_views`)."
         if x is None: x = self.dls.train.one_batch()[0]
-        x = x[:n]
-        if x.dtype == torch.uint8: x = x.float()/255
-        vs = [self.aug(x) for _ in range(max(self.n_views, 2))]
-        fig, axs = plt.subplots(len(x), 1 + len(vs), figsize=figsize or (1.3*(1 + len(vs)), 1.3*len(x)), squeeze=False)
-        for i in range(len(x)):
-            for j, im in enumerate([x[i]] + [v[i] for v in vs]):
-                axs[i, j].imshow(im[0].float().cpu(), cmap='gray', vmin=0, vmax=1); axs[i, j].axis('off')
-                if i == 0: axs[i, j].set_title('image' if j == 0 else f'view {j}', fontsize=8)
-        plt.tight_layout()
-        return fig
+        return show_views(self.aug, x, n_views=max(self.n_views, 2), n=n, figsize=figsize)
 
 # %% ../nbs/06_learner.ipynb #5118eb52
 class MultiViewLoss(nn.Module):

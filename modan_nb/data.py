@@ -353,12 +353,13 @@ def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, 
     fig = plt.figure(figsize=(W, H), dpi=dpi)
     sx, sy = (W - name_w - 2 * m) / (nc * cell_w), (H - 2 * m) / (nr * cell_h)   # scale when `figsize` is given
     for i, r in enumerate(rows):
-        for j, (im, t) in enumerate(r):
+        for j, (im, t) in enumerate(r or [(None, '')]):                # an empty row still shows its name
             x0, y0 = m + name_w + j * cell_w * sx, H - m - (i * cell_h + title_h + size) * sy
             ax = fig.add_axes([x0 / W, y0 / H, size * sx / W, size * sy / H])
             ax.set_xticks([]); ax.set_yticks([]); ax.spines[:].set_visible(False)
+            if im is None: ax.set_ylabel(str(row_names[i]) if row_names is not None else '', fontsize=fontsize); continue
             im = _grid_image(im)
-            ax.imshow(im.astype(np.float32), cmap='gray', vmin=0, vmax=255 if im.dtype == np.uint8 else 1, interpolation='nearest', aspect='auto')
+            ax.imshow(im.astype(np.float32), cmap='gray', vmin=0, vmax=255 if im.dtype == np.uint8 else 1, interpolation='nearest')
             if t: ax.set_title(t, fontsize=fontsize)
             if j == 0 and row_names is not None: ax.set_ylabel(str(row_names[i]), fontsize=fontsize)
     if not compact: return fig

@@ -318,6 +318,17 @@ def _grid_image(a)->np.ndarray:
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     return a[0] if a.ndim == 3 and a.shape[0] == 1 else a
 
+def _wrap_title(t:str, width:int)->str:
+    "Break each line of `t` longer than `width` characters after a '/', '_', '-' or space (a long word stays whole)."
+    out = []
+    for line in str(t).split('\n'):
+        cur = ''
+        for tok in re.split(r'(?<=[/_\- ])', line):
+            if cur and len(cur) + len(tok) > width: out.append(cur.rstrip()); cur = ''
+            cur += tok
+        out.append(cur.rstrip())
+    return '\n'.join(out)
+
 def _grid_rows(x, titles, ncols):
     "Rows of (image, title) from a flat set of images (+ titles) or from rows of images / (image, title) pairs."
     if isinstance(x, (list, tuple)) and len(x) and isinstance(x[0], (list, tuple)):   # rows
@@ -342,6 +353,8 @@ def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, 
     rows = _grid_rows(x, titles, ncols)
     if not rows or not any(rows): raise ValueError("show_images: no images to show")
     if row_names is not None and len(row_names) != len(rows): raise ValueError(f"{len(row_names)} row names for {len(rows)} rows")
+    width = max(6, int(size * 72 / (fontsize * .6)))                # characters of one title line that fit over an image
+    rows = [[(im, _wrap_title(t, width)) for im, t in r] for r in rows]
     nr, nc = len(rows), max(len(r) for r in rows)
     lines = max([t.count('\n') + 1 for r in rows for _, t in r if t] or [0])
     line_h = fontsize / 72 * 1.4                                   # inches per line of text

@@ -374,7 +374,7 @@ def show_task(df:pd.DataFrame, # a task table
     "Show the first `n` rows of a task table (the middle slice of volumes)."
     items = [_task_item(p, size, 'squash', True) for p in df.path.iloc[:n].astype(str)]
     x = torch.stack([t[len(t)//2] if _is_volume(p) else t for t, p in zip(items, df.path.iloc[:n].astype(str))])
-    titles = [f"{r[title_col]}\n{str(r.group)[-14:]}" for _, r in df.iloc[:n].iterrows()]
+    titles = [f"{r[title_col]}\n{r.group}" for _, r in df.iloc[:n].iterrows()]   # long groups are wrapped, not cut
     return show_images(x, titles, ncols=n, **kwargs)
 
 # %% ../nbs/03b_tasks.ipynb #81cfca18

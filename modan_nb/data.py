@@ -342,10 +342,11 @@ def _grid_rows(x, titles, ncols):
 def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, or a list of rows of images or (image, title) pairs
                 titles:Sequence[str]|None=None, # one title per image of a flat `x` ('\n' for a second line)
                 ncols:int=8, # images per row of a flat `x`
-                row_names:Sequence[str]|None=None, # a label left of each row
+                figsize=None, # (width, height) in inches; default: `size` per image plus room for the title lines
                 size:float=1.0, # the side of one image, in inches
                 fontsize:int=8, # titles and row names, in points
-                dpi:int=100, figsize=None, # default: `size` per image plus room for the title lines
+                row_names:Sequence[str]|None=None, # a label left of each row
+                dpi:int=100, # resolution of the figure
                 compact:bool=False, # display a grayscale PNG (a small stored output) and return None instead of the figure
                ):
     "The course's image grid: grayscale images (uint8 0..255, float 0..1) with titles and row names that are never cut off."

@@ -24,16 +24,17 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.progress import ProgressCallback  # registers `Learner.no_bar`
+from fastai.callback.schedule import LRFinder  # registers `Learner.lr_find`
 from fastai.data.core import DataLoaders
 from fastai.optimizer import OptimWrapper
 from .core import seed_everything, default_device, IN_TEST
 
 # %% auto #0
 __all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'DUPLICATES', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
-           'task_cases', 'task_inputs', 'encode_images', 'extract_features', 'make_head', 'BinaryClassifier', 'TaskDL',
-           'prob1', 'safe_auc', 'TrainAutocast', 'ExamChunks', 'StepLR', 'BestEpoch', 'binary_learner', 'fit_binary',
-           'predict_logits', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed', 'run_transfer',
-           'demo_encoders']
+           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
+           'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
+           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed',
+           'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -91,23 +92,76 @@ def task_inputs(df:pd.DataFrame, # a task table (path, label, group, ...)
         vols.update({(str(g), p): v for g, v in zip(d['group'], task_tensor(d, size))})
     return [tuple(vols[(g, p)] for p in planes) for g in cases['group']], cases
 
+# %% ../nbs/07_transfer.ipynb #fa11c0c0
+def _take(x, idx):
+    "Rows `idx` of a tensor, or items of a list."
+    if not isinstance(x, torch.Tensor): return [x[i] for i in idx]
+    return x[idx if isinstance(idx, torch.Tensor) else torch.from_numpy(np.array(idx, dtype=np.int64))]
+
+def _as_float(xb):
+    "A batch of images, features or exams as floats in [0,1] (uint8 scaled), on the CPU."
+    if isinstance(xb, torch.Tensor): return to_float01(xb)
+    return [tuple(to_float01(v) for v in ((s,) if isinstance(s, torch.Tensor) else s)) for s in xb]
+
+class TaskDL:
+    "Batches `(inputs, labels)` of a task (images, exams or features) for a fastai `Learner`; shuffled by its own generator."
+    def __init__(self, x, y, # inputs (a tensor, or a list of exams) and 0/1 labels
+                 bs:int=64, # samples (images or exams) per batch
+                 shuffle:bool=False, # training: a new permutation each pass, a last batch of one dropped (BatchNorm)
+                 seed:int=0, # seed of the batch order
+                 device=None):
+        if len(x) != len(y): raise ValueError(f"{len(x)} inputs for {len(y)} labels")
+        store_attr('x,bs,shuffle')
+        self.y, self.gen = torch.as_tensor(np.asarray(y), dtype=torch.float32), torch.Generator().manual_seed(seed)
+        self.device = torch.device('cpu') if device is None else torch.device(device)
+    def to(self, device): self.device = torch.device(device); return self
+    def _drop_last_one(self): return self.shuffle and len(self.y) > 1 and len(self.y) % self.bs == 1
+    def __len__(self): return -(-len(self.y)//self.bs) - self._drop_last_one()
+    def __iter__(self):
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+        for i in range(len(self)):
+            idx = order[i*self.bs:(i+1)*self.bs]
+            yield _as_float(_take(self.x, idx)), self.y[idx]
+
+def _fit_loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "BCE-with-logits on one logit per sample; cross-entropy on (B,K) logits with the 0/1 label as the class index (float32)."
+    out = out.float()
+    return F.binary_cross_entropy_with_logits(out, y.float()) if out.ndim == 1 else F.cross_entropy(out, y.long())
+
+class TrainAutocast(Callback):
+    "bfloat16 autocast for the training steps on CUDA only; validation and predictions in float32, autocast off even inside a caller's context."
+    order = 10   # where fastai's `MixedPrecision` sits: before `ExamChunks`, whose forward passes run inside it
+    def before_batch(self):
+        dev = getattr(self.dls, 'device', None) or torch.device('cpu')
+        self.ctx = _autocast(dev) if self.training else _float32(dev)
+        self.ctx.__enter__()
+    def _exit(self):
+        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+    def after_loss(self): self._exit()
+    def after_batch(self): self._exit()
+
+def _device(device): return default_device(device) if not isinstance(device, torch.device) else device
+
+def predict_logits(model:nn.Module, x, # images, exams or features
+                   bs:int=64, device=None)->np.ndarray:
+    "Outputs of `model` on `x` by fastai's `get_preds`, in float32 (no autocast), in eval mode: (N,) logits, or (N,K) for softmax heads."
+    if len(x) == 0: return np.zeros(0, np.float32)
+    device = _device(device)
+    dl = TaskDL(x, np.zeros(len(x)), bs=bs, device=device)
+    learn = Learner(DataLoaders(dl, dl, device=device), model.to(device), loss_func=_fit_loss, cbs=TrainAutocast())
+    with learn.no_bar(): return learn.get_preds(dl=dl, reorder=False)[0].float().numpy()
+
 # %% ../nbs/07_transfer.ipynb #cb72fdda
-@torch.no_grad()
 def encode_images(encoder:nn.Module, # maps (B,1,H,W) floats in [0,1] to (B,F)
                   x:torch.Tensor, # (N,1,H,W) uint8 or float in [0,1]
                   bs:int=64, # batch size
                   device=None, # default: `core.default_device()`
                  )->torch.Tensor:
-    "(N,F) float32 features on the CPU, computed in float32 (no autocast), encoder in eval mode (its train/eval state is restored)."
-    device = default_device(device) if not isinstance(device, torch.device) else device
+    "(N,F) float32 features on the CPU: `predict_logits` of the encoder (float32, eval mode); its train/eval state is restored."
+    if len(x) == 0: return torch.zeros(0, getattr(encoder, 'n_features', 0))
     was_training = encoder.training
-    encoder.eval().to(device)
-    try:
-        out = []
-        for i in range(0, len(x), bs):
-            with _float32(device): f = encoder(to_float01(x[i:i+bs]).to(device))
-            out.append(f.float().cpu())
-        return torch.cat(out) if out else torch.zeros(0, getattr(encoder, 'n_features', 0))
+    try: return torch.from_numpy(predict_logits(encoder, x, bs, device))
     finally: encoder.train(was_training)
 
 def _pool(f:torch.Tensor, pool:str)->torch.Tensor:
@@ -182,42 +236,6 @@ class BinaryClassifier(nn.Module):
         return out.squeeze(-1) if self.head_kind == 'linear' else out
 
 # %% ../nbs/07_transfer.ipynb #ab503140
-def _take(x, idx):
-    "Rows `idx` of a tensor, or items of a list."
-    if not isinstance(x, torch.Tensor): return [x[i] for i in idx]
-    return x[idx if isinstance(idx, torch.Tensor) else torch.from_numpy(np.array(idx, dtype=np.int64))]
-
-def _as_float(xb):
-    "A batch of images, features or exams as floats in [0,1] (uint8 scaled), on the CPU."
-    if isinstance(xb, torch.Tensor): return to_float01(xb)
-    return [tuple(to_float01(v) for v in ((s,) if isinstance(s, torch.Tensor) else s)) for s in xb]
-
-class TaskDL:
-    "Batches `(inputs, labels)` of a task (images, exams or features) for a fastai `Learner`; shuffled by its own generator."
-    def __init__(self, x, y, # inputs (a tensor, or a list of exams) and 0/1 labels
-                 bs:int=64, # samples (images or exams) per batch
-                 shuffle:bool=False, # training: a new permutation each pass, a last batch of one dropped (BatchNorm)
-                 seed:int=0, # seed of the batch order
-                 device=None):
-        if len(x) != len(y): raise ValueError(f"{len(x)} inputs for {len(y)} labels")
-        store_attr('x,bs,shuffle')
-        self.y, self.gen = torch.as_tensor(np.asarray(y), dtype=torch.float32), torch.Generator().manual_seed(seed)
-        self.device = torch.device('cpu') if device is None else torch.device(device)
-    def to(self, device): self.device = torch.device(device); return self
-    def _drop_last_one(self): return self.shuffle and len(self.y) > 1 and len(self.y) % self.bs == 1
-    def __len__(self): return -(-len(self.y)//self.bs) - self._drop_last_one()
-    def __iter__(self):
-        n = len(self.y)
-        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
-        for i in range(len(self)):
-            idx = order[i*self.bs:(i+1)*self.bs]
-            yield _as_float(_take(self.x, idx)), self.y[idx]
-
-def _fit_loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
-    "BCE-with-logits on one logit per sample; cross-entropy on (B,K) logits with the 0/1 label as the class index (float32)."
-    out = out.float()
-    return F.binary_cross_entropy_with_logits(out, y.float()) if out.ndim == 1 else F.cross_entropy(out, y.long())
-
 def prob1(out)->np.ndarray:
     "Probability of class 1: the sigmoid of one logit per sample, or column 1 of the softmax of (N,K) logits."
     o = np.asarray(out, dtype=np.float32)
@@ -248,18 +266,6 @@ def _accum_chunks(x, idx, max_slices):
     return [torch.tensor(c) for c in chunks + [cur]]
 
 # %% ../nbs/07_transfer.ipynb #fa11c0b1
-class TrainAutocast(Callback):
-    "bfloat16 autocast for the training steps on CUDA only; validation and predictions in float32, autocast off even inside a caller's context."
-    order = 10   # where fastai's `MixedPrecision` sits: before `ExamChunks`, whose forward passes run inside it
-    def before_batch(self):
-        dev = getattr(self.dls, 'device', None) or torch.device('cpu')
-        self.ctx = _autocast(dev) if self.training else _float32(dev)
-        self.ctx.__enter__()
-    def _exit(self):
-        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
-    def after_loss(self): self._exit()
-    def after_batch(self): self._exit()
-
 class ExamChunks(Callback):
     "Gradient accumulation inside a training batch of exams: chunks of whole exams of at most `max_slices` slices, each backpropagating its share of the batch loss; one optimiser step per batch."
     order = 11
@@ -321,8 +327,6 @@ class BestEpoch(Callback):
     def history(self)->pd.DataFrame: return pd.DataFrame(self.hist)
 
 # %% ../nbs/07_transfer.ipynb #fa11c0b2
-def _device(device): return default_device(device) if not isinstance(device, torch.device) else device
-
 def binary_learner(model:nn.Module, # outputs one logit per sample (BCE), or (B,K) logits (cross-entropy)
                    x, y, # training inputs (images, exams or features) and 0/1 labels
                    valid:tuple|None=None, # (x_valid, y_valid) for model selection, or None (keep the last epoch)
@@ -349,15 +353,6 @@ def fit_binary(model:nn.Module, x, y, # the model, training inputs and 0/1 label
     learn = binary_learner(model, x, y, **kwargs)
     with (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()): learn.fit(epochs)
     return learn.model, learn.best_epoch.history, learn.best_epoch.chosen
-
-def predict_logits(model:nn.Module, x, # images, exams or features
-                   bs:int=64, device=None)->np.ndarray:
-    "Outputs of `model` on `x` by fastai's `get_preds`, in float32 (no autocast), in eval mode: (N,) logits, or (N,K) for softmax heads."
-    if len(x) == 0: return np.zeros(0, np.float32)
-    device = _device(device)
-    dl = TaskDL(x, np.zeros(len(x)), bs=bs, device=device)
-    learn = Learner(DataLoaders(dl, dl, device=device), model.to(device), loss_func=_fit_loss, cbs=TrainAutocast())
-    with learn.no_bar(): return learn.get_preds(dl=dl, reorder=False)[0].float().numpy()
 
 # %% ../nbs/07_transfer.ipynb #328c4195
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7))

@@ -138,7 +138,7 @@ class TrainAutocast(Callback):
         self.ctx.__enter__()
     def _exit(self):
         if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
-    def after_loss(self): self._exit()
+    def after_pred(self): self._exit()   # the loss and the backward pass outside autocast, in float32
     def after_batch(self): self._exit()
 
 def _device(device): return default_device(device) if not isinstance(device, torch.device) else device
@@ -279,8 +279,11 @@ class ExamChunks(Callback):
         if len(parts) == 1: return
         self.done = 0.
         for p in parts[:-1]:   # every chunk but the last: forward and backward here; the last is fastai's own step
-            loss = self.loss_func(self.model(_take(xb, p)), yb[p]) * (len(p) / n)
-            loss.backward(); self.done += loss.item()
+            out = self.model(_take(xb, p))   # inside `TrainAutocast`'s context, as fastai's own forward pass
+            with _float32(out.device):      # the loss and the backward pass outside it, as fastai's own
+                loss = self.loss_func(out, yb[p]) * (len(p) / n)
+                loss.backward()
+            self.done += loss.item()
         self.learn.xb, self.learn.yb, self.share = (_take(xb, parts[-1]),), (yb[parts[-1]],), len(parts[-1]) / n
     def after_loss(self):
         if self.share is None: return

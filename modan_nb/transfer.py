@@ -18,14 +18,23 @@ from sklearn.model_selection import StratifiedGroupKFold, GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.linear_model import LogisticRegression
+from functools import partial
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
+from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelValidException
+from fastai.callback.progress import ProgressCallback  # registers `Learner.no_bar`
+from fastai.callback.schedule import LRFinder  # registers `Learner.lr_find`
+from fastai.data.core import DataLoaders
+from fastai.optimizer import OptimWrapper
 from .core import seed_everything, default_device, IN_TEST
 
 # %% auto #0
 __all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'DUPLICATES', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
-           'task_cases', 'task_inputs', 'encode_images', 'extract_features', 'make_head', 'BinaryClassifier',
-           'predict_logits', 'prob1', 'safe_auc', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe',
-           'unit_seed', 'run_transfer', 'demo_encoders']
+           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
+           'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
+           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed',
+           'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -83,23 +92,76 @@ def task_inputs(df:pd.DataFrame, # a task table (path, label, group, ...)
         vols.update({(str(g), p): v for g, v in zip(d['group'], task_tensor(d, size))})
     return [tuple(vols[(g, p)] for p in planes) for g in cases['group']], cases
 
+# %% ../nbs/07_transfer.ipynb #fa11c0c0
+def _take(x, idx):
+    "Rows `idx` of a tensor, or items of a list."
+    if not isinstance(x, torch.Tensor): return [x[i] for i in idx]
+    return x[idx if isinstance(idx, torch.Tensor) else torch.from_numpy(np.array(idx, dtype=np.int64))]
+
+def _as_float(xb):
+    "A batch of images, features or exams as floats in [0,1] (uint8 scaled), on the CPU."
+    if isinstance(xb, torch.Tensor): return to_float01(xb)
+    return [tuple(to_float01(v) for v in ((s,) if isinstance(s, torch.Tensor) else s)) for s in xb]
+
+class TaskDL:
+    "Batches `(inputs, labels)` of a task (images, exams or features) for a fastai `Learner`; shuffled by its own generator."
+    def __init__(self, x, y, # inputs (a tensor, or a list of exams) and 0/1 labels
+                 bs:int=64, # samples (images or exams) per batch
+                 shuffle:bool=False, # training: a new permutation each pass, a last batch of one dropped (BatchNorm)
+                 seed:int=0, # seed of the batch order
+                 device=None):
+        if len(x) != len(y): raise ValueError(f"{len(x)} inputs for {len(y)} labels")
+        store_attr('x,bs,shuffle')
+        self.y, self.gen = torch.as_tensor(np.asarray(y), dtype=torch.float32), torch.Generator().manual_seed(seed)
+        self.device = torch.device('cpu') if device is None else torch.device(device)
+    def to(self, device): self.device = torch.device(device); return self
+    def _drop_last_one(self): return self.shuffle and len(self.y) > 1 and len(self.y) % self.bs == 1
+    def __len__(self): return -(-len(self.y)//self.bs) - self._drop_last_one()
+    def __iter__(self):
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+        for i in range(len(self)):
+            idx = order[i*self.bs:(i+1)*self.bs]
+            yield _as_float(_take(self.x, idx)), self.y[idx]
+
+def _fit_loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "BCE-with-logits on one logit per sample; cross-entropy on (B,K) logits with the 0/1 label as the class index (float32)."
+    out = out.float()
+    return F.binary_cross_entropy_with_logits(out, y.float()) if out.ndim == 1 else F.cross_entropy(out, y.long())
+
+class TrainAutocast(Callback):
+    "bfloat16 autocast for the training steps on CUDA only; validation and predictions in float32, autocast off even inside a caller's context."
+    order = 10   # where fastai's `MixedPrecision` sits: before `ExamChunks`, whose forward passes run inside it
+    def before_batch(self):
+        dev = getattr(self.dls, 'device', None) or torch.device('cpu')
+        self.ctx = _autocast(dev) if self.training else _float32(dev)
+        self.ctx.__enter__()
+    def _exit(self):
+        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+    def after_pred(self): self._exit()   # the loss and the backward pass outside autocast, in float32
+    def after_batch(self): self._exit()
+
+def _device(device): return default_device(device) if not isinstance(device, torch.device) else device
+
+def predict_logits(model:nn.Module, x, # images, exams or features
+                   bs:int=64, device=None)->np.ndarray:
+    "Outputs of `model` on `x` by fastai's `get_preds`, in float32 (no autocast), in eval mode: (N,) logits, or (N,K) for softmax heads."
+    if len(x) == 0: return np.zeros(0, np.float32)
+    device = _device(device)
+    dl = TaskDL(x, np.zeros(len(x)), bs=bs, device=device)
+    learn = Learner(DataLoaders(dl, dl, device=device), model.to(device), loss_func=_fit_loss, cbs=TrainAutocast())
+    with learn.no_bar(): return learn.get_preds(dl=dl, reorder=False)[0].float().numpy()
+
 # %% ../nbs/07_transfer.ipynb #cb72fdda
-@torch.no_grad()
 def encode_images(encoder:nn.Module, # maps (B,1,H,W) floats in [0,1] to (B,F)
                   x:torch.Tensor, # (N,1,H,W) uint8 or float in [0,1]
                   bs:int=64, # batch size
                   device=None, # default: `core.default_device()`
                  )->torch.Tensor:
-    "(N,F) float32 features on the CPU, computed in float32 (no autocast), encoder in eval mode (its train/eval state is restored)."
-    device = default_device(device) if not isinstance(device, torch.device) else device
+    "(N,F) float32 features on the CPU: `predict_logits` of the encoder (float32, eval mode); its train/eval state is restored."
+    if len(x) == 0: return torch.zeros(0, getattr(encoder, 'n_features', 0))
     was_training = encoder.training
-    encoder.eval().to(device)
-    try:
-        out = []
-        for i in range(0, len(x), bs):
-            with _float32(device): f = encoder(to_float01(x[i:i+bs]).to(device))
-            out.append(f.float().cpu())
-        return torch.cat(out) if out else torch.zeros(0, getattr(encoder, 'n_features', 0))
+    try: return torch.from_numpy(predict_logits(encoder, x, bs, device))
     finally: encoder.train(was_training)
 
 def _pool(f:torch.Tensor, pool:str)->torch.Tensor:
@@ -174,35 +236,11 @@ class BinaryClassifier(nn.Module):
         return out.squeeze(-1) if self.head_kind == 'linear' else out
 
 # %% ../nbs/07_transfer.ipynb #ab503140
-def _take(x, idx):
-    "Rows `idx` of a tensor, or items of a list."
-    if not isinstance(x, torch.Tensor): return [x[i] for i in idx]
-    return x[idx if isinstance(idx, torch.Tensor) else torch.from_numpy(np.array(idx, dtype=np.int64))]
-
-def _to(xb, device):
-    if isinstance(xb, torch.Tensor): return to_float01(xb).to(device)
-    return [tuple(to_float01(v).to(device) for v in ((s,) if isinstance(s, torch.Tensor) else s)) for s in xb]
-
-@torch.no_grad()
-def predict_logits(model:nn.Module, x, # images, exams or features
-                   bs:int=64, device=None)->np.ndarray:
-    "Outputs of `model` on `x` in float32 (no autocast), in eval mode, in batches: (N,) logits, or (N,K) for softmax heads."
-    device = default_device(device) if not isinstance(device, torch.device) else device
-    model.eval().to(device)
-    out = []
-    for i in range(0, len(x), bs):
-        with _float32(device): out.append(model(_to(_take(x, range(i, min(i+bs, len(x)))), device)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-
 def prob1(out)->np.ndarray:
     "Probability of class 1: the sigmoid of one logit per sample, or column 1 of the softmax of (N,K) logits."
     o = np.asarray(out, dtype=np.float32)
     if o.ndim == 1: return 1/(1+np.exp(-o))
     return torch.softmax(torch.from_numpy(o), -1)[:, 1].numpy()
-
-def _loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
-    "BCE-with-logits on one logit per sample; cross-entropy on (B,K) logits with the 0/1 label as the class index."
-    return F.binary_cross_entropy_with_logits(out, y.float()) if out.ndim == 1 else F.cross_entropy(out, y.long())
 
 def safe_auc(y, s)->float:
     "ROC AUC, NaN when `y` has one class only."
@@ -227,52 +265,97 @@ def _accum_chunks(x, idx, max_slices):
         cur.append(i); n += k
     return [torch.tensor(c) for c in chunks + [cur]]
 
-def fit_binary(model:nn.Module, # outputs one logit per sample (BCE), or (B,K) logits (cross-entropy)
-               x, y, # training inputs (images, exams or features) and 0/1 labels
-               valid:tuple|None=None, # (x_valid, y_valid) for model selection, or None (keep the last epoch)
-               epochs:int=10, bs:int=32, lr:float=1e-4, # the paper's recipe
-               step_size:int=5, gamma:float=0.1, # StepLR schedule
-               device=None, seed:int=0, # seed of the batch order
-               max_slices:int|None=None, # exams: at most this many slices per forward/backward (gradients accumulated)
-              )->tuple:
-    "Train with Adam + StepLR; load the best validation epoch's copied weights. Returns (model, history, best_epoch)."
+# %% ../nbs/07_transfer.ipynb #fa11c0b1
+class ExamChunks(Callback):
+    "Gradient accumulation inside a training batch of exams: chunks of whole exams of at most `max_slices` slices, each backpropagating its share of the batch loss; one optimiser step per batch."
+    order = 11
+    def __init__(self, max_slices:int|None=256): store_attr()
+    def before_batch(self):
+        self.share = None
+        xb = self.xb[0]
+        if not self.training or isinstance(xb, torch.Tensor): return
+        yb, n = self.yb[0], len(xb)
+        parts = _accum_chunks(xb, torch.arange(n), self.max_slices)
+        if len(parts) == 1: return
+        self.done = 0.
+        for p in parts[:-1]:   # every chunk but the last: forward and backward here; the last is fastai's own step
+            out = self.model(_take(xb, p))   # inside `TrainAutocast`'s context, as fastai's own forward pass
+            with _float32(out.device):      # the loss and the backward pass outside it, as fastai's own
+                loss = self.loss_func(out, yb[p]) * (len(p) / n)
+                loss.backward()
+            self.done += loss.item()
+        self.learn.xb, self.learn.yb, self.share = (_take(xb, parts[-1]),), (yb[parts[-1]],), len(parts[-1]) / n
+    def after_loss(self):
+        if self.share is None: return
+        self.learn.loss_grad = self.loss_grad * self.share
+        self.learn.loss = self.loss_grad.detach() + self.done   # the whole batch's loss, for the records
+
+class StepLR(Callback):
+    "The paper's schedule as a fastai callback: the learning rate times `gamma` every `step_size` epochs (PyTorch's `StepLR`, stepped per epoch)."
+    order = 5
+    def __init__(self, step_size:int=5, gamma:float=0.1): store_attr()
+    def before_fit(self): self.base = self.opt.hypers[-1]['lr']
+    def before_epoch(self):
+        lr = self.base
+        for _ in range(self.epoch // self.step_size): lr = lr * self.gamma   # as StepLR multiplies, so the floats are the same
+        self.opt.set_hyper('lr', lr)
+    def after_fit(self): self.opt.set_hyper('lr', self.base)
+
+class BestEpoch(Callback):
+    "After each epoch, the AUC and loss of the whole validation set; the weights of the best epoch (AUC, ties: lower loss) are deep-copied and loaded back after fitting. No validation set: the last epoch."
+    order = 55
+    def before_fit(self): self.fitting = False   # `get_preds` runs before_fit/after_fit too: only a real fit counts
+    def before_train(self):
+        if not self.fitting: self.fitting, self.best, self.state, self.chosen, self.hist = True, None, None, self.n_epoch, []
+        self.tot, self.n, self.preds, self.targs = 0., 0, [], []
+    def before_validate(self):
+        if not len(self.dl): raise CancelValidException()   # no validation set: nothing to score, no empty progress bar
+    def after_batch(self):
+        if not self.fitting: return
+        if self.training: self.tot, self.n = self.tot + float(self.loss.detach())*len(self.yb[0]), self.n + len(self.yb[0])
+        else: self.preds.append(self.pred.detach().float().cpu()); self.targs.append(self.yb[0].float().cpu())
+    def after_epoch(self):
+        if not self.fitting: return
+        rec = dict(epoch=self.epoch+1, train_loss=self.tot/max(self.n, 1))
+        if self.preds:
+            lv, yv = torch.cat(self.preds), torch.cat(self.targs)
+            rec.update(valid_loss=float(_fit_loss(lv, yv)), valid_auc=safe_auc(yv.numpy(), lv.numpy() if lv.ndim == 1 else prob1(lv.numpy())))
+            if _better(rec['valid_auc'], rec['valid_loss'], self.best):
+                self.best, self.chosen = (rec['valid_auc'], rec['valid_loss']), self.epoch+1
+                self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.hist.append(rec)
+    def after_fit(self):
+        if self.fitting and self.state is not None: self.model.load_state_dict(self.state)
+    @property
+    def history(self)->pd.DataFrame: return pd.DataFrame(self.hist)
+
+# %% ../nbs/07_transfer.ipynb #fa11c0b2
+def binary_learner(model:nn.Module, # outputs one logit per sample (BCE), or (B,K) logits (cross-entropy)
+                   x, y, # training inputs (images, exams or features) and 0/1 labels
+                   valid:tuple|None=None, # (x_valid, y_valid) for model selection, or None (keep the last epoch)
+                   bs:int=32, lr:float=1e-4, # the paper's recipe
+                   step_size:int=5, gamma:float=0.1, # StepLR schedule
+                   device=None, seed:int=0, # seed of the batch order
+                   max_slices:int|None=None, # exams: at most this many slices per forward/backward (gradients accumulated)
+                  )->Learner:
+    "A fastai `Learner` of the paper's recipe: PyTorch's Adam, `StepLR`, `BestEpoch`, `ExamChunks`, bfloat16 training steps on CUDA."
     if len(y) == 0: raise ValueError("fit_binary: the training set is empty")
     if len(x) != len(y): raise ValueError(f"fit_binary: {len(x)} inputs for {len(y)} labels")
-    device = default_device(device) if not isinstance(device, torch.device) else device
-    model.to(device)
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
-    g = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch, hist = None, None, epochs, []
-    for epoch in range(1, epochs+1):
-        model.train()
-        perm, tot, n = torch.randperm(len(y_t), generator=g), 0., 0
-        for i in range(0, len(perm), bs):
-            idx = perm[i:i+bs]
-            if len(idx) < 2 and len(perm) > 1: continue
-            opt.zero_grad(); batch_loss = 0.
-            for part in _accum_chunks(x, idx, max_slices):   # whole exams per chunk: BatchNorm sees each volume alone anyway
-                with _autocast(device): out = model(_to(_take(x, part), device))
-                loss = _loss(out.float(), y_t[part].to(device))
-                if len(part) != len(idx): loss = loss * (len(part) / len(idx))
-                loss.backward(); batch_loss += loss.item()
-            opt.step()
-            tot, n = tot + batch_loss*len(idx), n + len(idx)
-        sched.step()
-        rec = dict(epoch=epoch, train_loss=tot/max(n, 1))
-        if valid is not None:
-            lv = predict_logits(model, valid[0], device=device)
-            yv = np.array(valid[1], dtype=np.float32)
-            rec.update(valid_loss=float(_loss(torch.from_numpy(lv), torch.from_numpy(yv))),
-                       valid_auc=safe_auc(yv, lv if lv.ndim == 1 else prob1(lv)))
-            if _better(rec['valid_auc'], rec['valid_loss'], best):
-                best, best_epoch = (rec['valid_auc'], rec['valid_loss']), epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        hist.append(rec)
-    if best_state is not None: model.load_state_dict(best_state)
-    return model, pd.DataFrame(hist), best_epoch
+    device = _device(device)
+    xv, yv = valid if valid is not None else (x[:0], np.zeros(0))
+    dls = DataLoaders(TaskDL(x, y, bs=bs, shuffle=True, seed=seed), TaskDL(xv, yv, bs=64), device=device)
+    return Learner(dls, model.to(device), loss_func=_fit_loss, lr=lr, opt_func=partial(OptimWrapper, opt=torch.optim.Adam),
+                   cbs=[TrainAutocast(), ExamChunks(max_slices), StepLR(step_size, gamma), BestEpoch()])
+
+@delegates(binary_learner)
+def fit_binary(model:nn.Module, x, y, # the model, training inputs and 0/1 labels
+               epochs:int=10, # the paper's recipe
+               quiet:bool=False, # no progress bar nor epoch table (as `run_transfer` runs)
+               **kwargs)->tuple:
+    "Fit `binary_learner(model, x, y, **kwargs)` for `epochs`; the best validation epoch's weights are loaded. Returns (model, history, best_epoch)."
+    learn = binary_learner(model, x, y, **kwargs)
+    with (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()): learn.fit(epochs)
+    return learn.model, learn.best_epoch.history, learn.best_epoch.chosen
 
 # %% ../nbs/07_transfer.ipynb #328c4195
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7))
@@ -587,7 +670,7 @@ def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, reci
         fit_idx = np.r_[tr, va]
         s, C = sklearn_probe(_take(feats, fit_idx).numpy(), y[fit_idx], _take(feats, te).numpy(), groups=groups[fit_idx], seed=useed)
         return s, dict(C=C)
-    fit = dict(bs=recipe.bs, step_size=recipe.step_size, gamma=recipe.gamma, device=device, seed=useed)
+    fit = dict(bs=recipe.bs, step_size=recipe.step_size, gamma=recipe.gamma, device=device, seed=useed, quiet=True)
     if protocol == 'linear':
         fit.update(epochs=recipe.probe_epochs or recipe.epochs, lr=recipe.probe_lr or recipe.lr)
         if recipe.probe_bn == 'eval':   # the head on cached features: exactly what it sees behind the frozen encoder in eval mode

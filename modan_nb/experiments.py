@@ -201,8 +201,8 @@ def demo_config(**kwargs)->ExperimentConfig:
     "The demo: every method, task and protocol of the paper on SynthRIN, shrunk to a few minutes on 2 CPU cores."
     d = dict(name='demo', methods=list(ALL_METHODS), protocols=list(PROTOCOLS), n_folds=2, repeats=2, fractions=[1.0],
              synth=dict(n_per_class=16, mrnet=[48, 16], mrnet_slices=[4, 6], busi=200, ddti=120),
-             stem='torchvision', pretrain_size=48, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
-             task_size=48, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, seed=0)
+             stem='torchvision', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
+             task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, seed=0)
     d.update(kwargs)
     return ExperimentConfig(**d).validate()
 
@@ -631,7 +631,7 @@ def embedding_analysis(cfg:ExperimentConfig, encoders:dict, tasks:dict, figdir:P
     figs, metrics = {}, []
     pre, root = pretrain_table(cfg, None)
     pre = pre.sample(min(n_max, len(pre)), random_state=cfg.seed).reset_index(drop=True)
-    sets = {'pretrain': (pre, ('modality', 'anatomy', 'pair') + (('label',) if cfg.ce_label == 'label' else ()), ('pair', 'modality', 'anatomy'), root)}
+    sets = {'pretrain': (pre, ('modality', 'anatomy', 'pair') + (('label',) if cfg.ce_label == 'label' and 'label' in pre else ()), ('pair', 'modality', 'anatomy'), root)}
     for t, df in tasks.items():
         sub = df.loc[_stratified_sample(df['label'], n_max//2, cfg.seed)].reset_index(drop=True)
         sets[t] = (sub, ('label',), ('label',), None)
@@ -698,8 +698,9 @@ def write_report(cfg:ExperimentConfig, res:dict)->Path:
               '```', format_headline(res['headline'], correction=cfg.correction), '```', '', res['conclusion'], '']
     if res.get('linear_note'): L += [res['linear_note'], '']
     if '165-class' in cfg.methods:
-        L += [f"The cross-entropy baseline (165-class) classified {'the (modality, anatomy) pair' if cfg.ce_label == 'pair' else 'the (modality, anatomy, label) triple'} "
-              f"(`ce_label: {cfg.ce_label}`)" + (f"; {ce}" if (ce := ((_read_json(run/'encoders'/'165_class.json') or {}).get('info') or {}).get('classes')) else '') + '.', '']
+        ce = (((_read_json(run/'encoders'/'165_class.json') or {}).get('info') or {}).get('classes')
+              or ('the (modality, anatomy) pair' if cfg.ce_label == 'pair' else 'the (modality, anatomy, label) triple'))
+        L += [f"The cross-entropy baseline (165-class) classified {ce} (`ce_label: {cfg.ce_label}`).", '']
     titles = {'wilcoxon': "mean AUC over repeats (two-sided Wilcoxon p vs ModAn-MulSupCon, the paper's test)" if cfg.alternative == 'two-sided'
                           else f"mean AUC over repeats (Wilcoxon, alternative={cfg.alternative!r}, p vs ModAn-MulSupCon)",
               'delong': f'pooled out-of-fold AUC, one score per patient (paired DeLong p vs ModAn-MulSupCon, {corr}-corrected)',

@@ -72,8 +72,8 @@ def _as_str_list(key, v):
         raise ValueError(f"{key}: expected a list of names, got {v!r}")
     return list(v)
 
-_INTS = ('n_folds', 'repeats', 'pretrain_size', 'pretrain_epochs', 'pretrain_bs', 'task_size', 'ft_epochs', 'ft_bs', 'ft_step', 'seed')
-_MINS = dict(n_folds=2, repeats=1, pretrain_size=8, pretrain_epochs=1, pretrain_bs=2, task_size=8, ft_epochs=1, ft_bs=2, ft_step=1, seed=0)
+_INTS = ('n_folds', 'repeats', 'pretrain_size', 'pretrain_epochs', 'pretrain_bs', 'task_size', 'ft_epochs', 'ft_bs', 'ft_step', 'embed_max', 'seed')
+_MINS = dict(n_folds=2, repeats=1, pretrain_size=8, pretrain_epochs=1, pretrain_bs=2, task_size=8, ft_epochs=1, ft_bs=2, ft_step=1, embed_max=20, seed=0)
 
 @dataclass
 class ExperimentConfig:
@@ -103,6 +103,7 @@ class ExperimentConfig:
     alternative:str='two-sided' # Wilcoxon alternative; the authors' code used 'greater'
     correction:str='holm' # multiple-comparison correction (statsmodels method name)
     umap:bool=True
+    embed_max:int=600 # images per data set in the embedding analysis (UMAP panels, silhouette, k-NN)
     seed:int=0
     device:str|None=None
 
@@ -200,9 +201,9 @@ def _check_task_spec(name:str, spec, check_paths:bool=True):
 def demo_config(**kwargs)->ExperimentConfig:
     "The demo: every method, task and protocol of the paper on SynthRIN, shrunk to a few minutes on 2 CPU cores."
     d = dict(name='demo', methods=list(ALL_METHODS), protocols=list(PROTOCOLS), n_folds=2, repeats=2, fractions=[1.0],
-             synth=dict(n_per_class=16, mrnet=[48, 16], mrnet_slices=[4, 6], busi=200, ddti=120),
+             synth=dict(n_per_class=16, mrnet=[40, 12], mrnet_slices=[3, 5], busi=160, ddti=100),
              stem='torchvision', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
-             task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, seed=0)
+             task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, embed_max=200, seed=0)
     d.update(kwargs)
     return ExperimentConfig(**d).validate()
 
@@ -293,12 +294,14 @@ def _file_sha256(path:Path)->str:
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
+_TASK_SYNTH = ('mrnet', 'mrnet_slices', 'busi', 'ddti')   # demo-data options that shape only the tasks
+
 def encoder_key(method:str, cfg:ExperimentConfig)->dict:
     "The settings that determine `method`'s encoder (and nothing else): a cached encoder is valid exactly when they match."
     if method == 'Scratch': return dict(method=method, arch=cfg.arch, stem=cfg.stem, seed=cfg.seed)
     if method == 'ImageNet': return dict(method=method, arch=cfg.arch, stem='torchvision')
     k = dict(method=method, recipe=PRETRAIN_METHOD[method], arch=cfg.arch, stem=cfg.stem, seed=cfg.seed,
-             pretrain=str(cfg.pretrain), pretrain_root=cfg.pretrain_root, synth=cfg.synth,
+             pretrain=str(cfg.pretrain), pretrain_root=cfg.pretrain_root, synth={k: v for k, v in cfg.synth.items() if k not in _TASK_SYNTH},
              table_sha256=_file_sha256(Path(cfg.pretrain).expanduser()) if cfg.pretrain else None,
              pretrain_max_images=cfg.pretrain_max_images, size=cfg.pretrain_size, epochs=cfg.pretrain_epochs, bs=cfg.pretrain_bs)
     if method == '165-class': k['ce_label'] = cfg.ce_label
@@ -659,7 +662,7 @@ def analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log=print, timings
     _write_csv(head, tabdir/'headline.csv', index=False)
     timings['tables and figures'] = time.time() - t0
     t0 = time.time()
-    emb_figs, emb = embedding_analysis(cfg, encoders, tasks, figdir)
+    emb_figs, emb = embedding_analysis(cfg, encoders, tasks, figdir, n_max=cfg.embed_max)
     timings['embeddings'] = time.time() - t0
     log(f"  embeddings analysed in {timings['embeddings']:.0f} s")
     _write_csv(emb, tabdir/'embedding_metrics.csv', index=False)

@@ -69,7 +69,7 @@ def synth(tmp_path_factory):
 def _tiny(synth, name, **kw):
     d = dict(name=name, methods=['ModAn-MulSupCon', 'Scratch'], protocols=['sklearn'], tasks={'breast': E.synthetic_tasks(synth)['breast']},
              pretrain=str(synth['synthrin']), n_folds=2, repeats=2, pretrain_epochs=1, pretrain_bs=32, pretrain_max_images=None,
-             pretrain_size=16, task_size=16, ft_epochs=1, stem='paper', umap=False)
+             pretrain_size=16, task_size=16, ft_epochs=1, umap=False)
     d.update(kw)
     return E.demo_config(**d)
 

@@ -20,7 +20,7 @@ def _config(synth, name):
     return E.demo_config(name=name, methods=['ModAn-MulSupCon', 'Scratch'], protocols=['sklearn', 'finetune'],
                          tasks={'breast': E.synthetic_tasks(synth)['breast']}, pretrain=str(synth['synthrin']),
                          n_folds=2, repeats=2, pretrain_epochs=3, pretrain_bs=32, pretrain_max_images=None, pretrain_size=16,
-                         task_size=16, ft_epochs=1, stem='paper', umap=False)
+                         task_size=16, ft_epochs=1, umap=False)
 
 def _start(yaml_path, env):
     p = subprocess.Popen([sys.executable, '-c', CHILD, str(yaml_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

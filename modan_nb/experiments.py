@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_experiments.ipynb #0fde7580
 from __future__ import annotations
-import dataclasses, json, os, platform, shutil, sys, time, traceback
+import contextlib, dataclasses, hashlib, inspect, io, json, os, platform, shutil, sys, tempfile, textwrap, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -14,22 +14,70 @@ from fastcore.script import call_parse, Param
 
 from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST
 
+def _write_text(path:str|Path, text:str)->Path:
+    "Write `text` so that a kill at any instant leaves the old file or the new one, never half of it."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(text); os.replace(tmp, path)
+    return path
+
+def _write_csv(df:pd.DataFrame, path:str|Path, **kwargs)->Path: return _write_text(path, df.to_csv(**kwargs))
+
 # %% auto #0
-__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'PROTOCOLS', 'TASK_READERS', 'PAPER_TASKS', 'PAPER_AUC', 'PRETRAIN_METHOD',
-           'RESULT_KEYS', 'ExperimentConfig', 'demo_config', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks',
-           'read_task', 'method_slug', 'pretrain_table', 'build_encoder', 'build_encoders', 'run_experiment',
-           'significance_tables', 'figures', 'embedding_analysis', 'analyse', 'software_versions', 'write_report',
-           'print_summary', 'modan_demo', 'modan_run']
+__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'PROTOCOLS', 'TASK_READERS', 'CE_LABELS', 'ALTERNATIVES', 'PAPER_TASKS', 'PAPER_AUC',
+           'PRETRAIN_METHOD', 'RESULT_KEYS', 'RESULT_FILES', 'PROTOCOL_NAMES', 'PROTOCOL_SHORT', 'CORRECTION_NAMES',
+           'ExperimentConfig', 'demo_config', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task',
+           'method_slug', 'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder',
+           'build_encoder', 'build_encoders', 'run_experiment', 'headline_protocols', 'headline_table',
+           'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables', 'figures',
+           'embedding_analysis', 'analyse', 'software_versions', 'write_report', 'summary_text', 'print_summary',
+           'modan_demo', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
 ALL_METHODS = PAPER_METHODS + ('SupCon',)
 PROTOCOLS = ('finetune', 'linear', 'sklearn')
 TASK_READERS = ('mrnet', 'busi', 'ddti', 'thyroid_folders', 'radimagenet', 'medmnist')
+CE_LABELS = ('label', 'pair')
+ALTERNATIVES = ('two-sided', 'greater', 'less')
+
+def _reader(name:str):
+    "The `modan_nb.data` reader a task spec names."
+    from modan_nb import data
+    return {'mrnet': data.read_mrnet, 'busi': data.read_busi, 'ddti': data.read_ddti, 'thyroid_folders': data.read_thyroid_folders,
+            'radimagenet': data.read_radimagenet_split, 'medmnist': data.read_medmnist}[name]
+
+def _as_int(key, v):
+    if isinstance(v, bool): raise ValueError(f"{key}: {v!r} is not an integer")
+    if isinstance(v, (int, np.integer)): return int(v)
+    if isinstance(v, float) and v.is_integer(): return int(v)
+    if isinstance(v, str):
+        try: return _as_int(key, float(v)) if v.strip().lower() not in ('nan', 'inf', '-inf') else None
+        except ValueError: pass
+    raise ValueError(f"{key}: {v!r} is not an integer")
+
+def _as_float(key, v):
+    if isinstance(v, bool): raise ValueError(f"{key}: {v!r} is not a number")
+    if isinstance(v, (int, float, np.integer, np.floating)): x = float(v)
+    elif isinstance(v, str):   # YAML 1.1 reads 1e-4 (no dot) as a string
+        try: x = float(v)
+        except ValueError: raise ValueError(f"{key}: {v!r} is not a number") from None
+    else: raise ValueError(f"{key}: {v!r} is not a number")
+    if not np.isfinite(x): raise ValueError(f"{key}: {v!r} is not a finite number")
+    return x
+
+def _as_str_list(key, v):
+    if isinstance(v, str): return [v]    # `methods: Scratch` is one method, not six letters
+    if not isinstance(v, (list, tuple)) or not all(isinstance(o, str) for o in v):
+        raise ValueError(f"{key}: expected a list of names, got {v!r}")
+    return list(v)
+
+_INTS = ('n_folds', 'repeats', 'pretrain_size', 'pretrain_epochs', 'pretrain_bs', 'task_size', 'ft_epochs', 'ft_bs', 'ft_step', 'embed_max', 'seed')
+_MINS = dict(n_folds=2, repeats=1, pretrain_size=8, pretrain_epochs=1, pretrain_bs=2, task_size=8, ft_epochs=1, ft_bs=2, ft_step=1, embed_max=20, seed=0)
 
 @dataclass
 class ExperimentConfig:
-    "Everything a run depends on; load and save it as YAML."
+    "Everything a run depends on; load and save it as YAML. Checked when made or loaded: types, ranges, readers' options, paths."
     name:str='demo' # the run folder's name under `data/runs/`
     pretrain:str|None=None # metadata CSV (path, modality, anatomy[, label]); None: SynthRIN, generated if absent
     pretrain_root:str|None=None # folder the CSV's paths are relative to (default: the CSV's folder)
@@ -46,6 +94,7 @@ class ExperimentConfig:
     pretrain_epochs:int=1000
     pretrain_bs:int=256
     pretrain_max_images:int|None=None # cap the pretraining set (demo)
+    ce_label:str='label' # the cross-entropy baseline's class: 'label' (the table's label column, with the pair) or 'pair' (modality, anatomy)
     task_size:int=224
     ft_epochs:int=10
     ft_bs:int=32
@@ -54,44 +103,107 @@ class ExperimentConfig:
     alternative:str='two-sided' # Wilcoxon alternative; the authors' code used 'greater'
     correction:str='holm' # multiple-comparison correction (statsmodels method name)
     umap:bool=True
+    embed_max:int=600 # images per data set in the embedding analysis (UMAP panels, silhouette, k-NN)
     seed:int=0
     device:str|None=None
 
     @classmethod
-    def from_yaml(cls, path:str|Path):
-        "Read a configuration; unknown keys are an error that names them."
-        d = yaml.safe_load(Path(path).read_text()) or {}
+    def from_yaml(cls, path:str|Path, # the YAML file
+                  check_paths:bool=True, # every data root and the pretraining table must exist
+                 ):
+        "Read and check a configuration; every problem is an error naming the file, the key and the value."
+        try: d = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown: raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**d).validate()
+        try: return cls(**d).validate(check_paths)
+        except (ValueError, FileNotFoundError) as e: raise type(e)(f"{path}: {e}") from None
 
     def to_yaml(self, path:str|Path|None=None)->str:
         s = yaml.safe_dump(asdict(self), sort_keys=False)
-        if path is not None: Path(path).write_text(s)
+        if path is not None: _write_text(path, s)
         return s
 
-    def validate(self):
+    def validate(self, check_paths:bool=True)->ExperimentConfig:
+        "Convert what YAML may have read as strings (`ft_lr: 1e-4`), then check types, ranges, readers' options and (optionally) paths."
+        for k in _INTS: setattr(self, k, _as_int(k, getattr(self, k)))
+        for k, lo in _MINS.items():
+            if getattr(self, k) < lo: raise ValueError(f"{k}: {getattr(self, k)!r} is below its minimum {lo}")
+        if self.pretrain_max_images is not None:
+            self.pretrain_max_images = _as_int('pretrain_max_images', self.pretrain_max_images)
+            if self.pretrain_max_images < 1: raise ValueError(f"pretrain_max_images: {self.pretrain_max_images!r} must be >= 1 (or null)")
+        self.ft_lr = _as_float('ft_lr', self.ft_lr)
+        if self.ft_lr <= 0: raise ValueError(f"ft_lr: {self.ft_lr!r} must be > 0")
+        self.methods, self.protocols = _as_str_list('methods', self.methods), _as_str_list('protocols', self.protocols)
+        if isinstance(self.fractions, (int, float, str)) and not isinstance(self.fractions, bool): self.fractions = [self.fractions]
+        if not isinstance(self.fractions, (list, tuple)): raise ValueError(f"fractions: expected a list of numbers, got {self.fractions!r}")
+        self.fractions = [_as_float('fractions', f) for f in self.fractions]
+        for k in ('name', 'arch', 'stem', 'ce_label', 'alternative', 'correction'):
+            if not isinstance(getattr(self, k), str): raise ValueError(f"{k}: expected a string, got {getattr(self, k)!r}")
+        for k in ('pretrain', 'pretrain_root', 'device'):
+            v = getattr(self, k)
+            if v is not None and not isinstance(v, (str, Path)): raise ValueError(f"{k}: expected a path or null, got {v!r}")
+        for k in ('synth', 'tasks'):
+            if not isinstance(getattr(self, k), dict): raise ValueError(f"{k}: expected a mapping, got {getattr(self, k)!r}")
+        if not isinstance(self.umap, bool): raise ValueError(f"umap: expected true or false, got {self.umap!r}")
+        if not self.name or Path(self.name).name != self.name: raise ValueError(f"name: {self.name!r} must be a plain folder name")
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad: raise ValueError(f"unknown method(s) {bad}; known: {list(ALL_METHODS)}")
+        if not self.methods: raise ValueError("methods: the list is empty")
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad: raise ValueError(f"unknown protocol(s) {bad}; known: {list(PROTOCOLS)}")
-        for t, spec in self.tasks.items():
-            if not isinstance(spec, dict) or spec.get('reader') not in TASK_READERS:
-                raise ValueError(f"task {t!r}: needs a 'reader' among {list(TASK_READERS)}, got {spec!r}")
-        if self.n_folds < 2: raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
-        if self.repeats < 1: raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if not self.protocols: raise ValueError("protocols: the list is empty")
         if any(not 0 < f <= 1 for f in self.fractions): raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
+        from modan_nb.models import ARCHS
+        if self.arch not in ARCHS: raise ValueError(f"arch: {self.arch!r} is not one of {list(ARCHS)}")
+        if self.stem not in ('paper', 'torchvision'): raise ValueError(f"stem: {self.stem!r} is not 'paper' or 'torchvision'")
+        if self.ce_label not in CE_LABELS: raise ValueError(f"ce_label: {self.ce_label!r} is not one of {list(CE_LABELS)}")
+        if self.alternative not in ALTERNATIVES: raise ValueError(f"alternative: {self.alternative!r} is not one of {list(ALTERNATIVES)}")
+        from statsmodels.stats.multitest import multipletests
+        try: multipletests([0.5], method=self.correction)
+        except ValueError: raise ValueError(f"correction: {self.correction!r} is not a statsmodels multipletests method (e.g. 'holm', 'bonferroni', 'fdr_bh')") from None
+        if self.device is not None:
+            import torch
+            try: torch.device(self.device)
+            except (RuntimeError, TypeError): raise ValueError(f"device: {self.device!r} is not a torch device name") from None
+        for t, spec in self.tasks.items(): _check_task_spec(t, spec, check_paths)
+        if check_paths: self.check_paths()
         return self
+
+    def check_paths(self):
+        "The pretraining table and folder, when given, must exist (every task root is checked with its spec)."
+        if self.pretrain is not None and not Path(self.pretrain).expanduser().is_file():
+            raise FileNotFoundError(f"pretrain: {self.pretrain!r} does not exist (the pretraining table, a CSV)")
+        if self.pretrain_root is not None and not Path(self.pretrain_root).expanduser().is_dir():
+            raise FileNotFoundError(f"pretrain_root: {self.pretrain_root!r} is not a folder")
+        for t, spec in self.tasks.items(): _check_task_spec(t, spec, True)
+        return self
+
+def _check_task_spec(name:str, spec, check_paths:bool=True):
+    "A task's reader, its options against the reader's signature, `agg`, and (optionally) that its root exists."
+    if not isinstance(spec, dict) or spec.get('reader') not in TASK_READERS:
+        raise ValueError(f"task {name!r}: needs a 'reader' among {list(TASK_READERS)}, got {spec!r}")
+    fn = _reader(spec['reader'])
+    params = list(inspect.signature(fn).parameters)
+    options = sorted(set(spec) - {'reader', 'root', 'path', 'agg'})
+    bad = [o for o in options if o not in params[1:]]
+    if bad: raise ValueError(f"task {name!r}: reader {spec['reader']!r} ({fn.__name__}) has no option(s) {bad}; its options: {params[1:]}")
+    if spec.get('agg') not in (None, 'mean', 'max'): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'mean', 'max' or null")
+    root = spec.get('root', spec.get('path'))
+    if root is None: raise ValueError(f"task {name!r}: give the data set's 'root' folder (or 'path' for an npz file)")
+    if not isinstance(root, (str, Path)): raise ValueError(f"task {name!r}: root: {root!r} is not a path")
+    if check_paths and not Path(root).expanduser().exists():
+        raise FileNotFoundError(f"task {name!r}: root: {str(root)!r} does not exist (reader {spec['reader']!r})")
 
 # %% ../nbs/10_experiments.ipynb #48681936
 def demo_config(**kwargs)->ExperimentConfig:
-    "The demo: every method, task and protocol of the paper on SynthRIN, shrunk to about 10 minutes on 2 CPU cores."
-    d = dict(name='demo', methods=list(ALL_METHODS), protocols=list(PROTOCOLS), n_folds=2, repeats=3, fractions=[1.0],
-             synth=dict(n_per_class=40, mrnet=[48, 16], mrnet_slices=[6, 10], busi=200, ddti=120),
-             stem='paper', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
-             task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, seed=0)
+    "The demo: every method, task and protocol of the paper on SynthRIN, shrunk to a few minutes on 2 CPU cores."
+    d = dict(name='demo', methods=list(ALL_METHODS), protocols=list(PROTOCOLS), n_folds=2, repeats=2, fractions=[1.0],
+             synth=dict(n_per_class=16, mrnet=[40, 12], mrnet_slices=[3, 5], busi=160, ddti=100),
+             stem='torchvision', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
+             task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, embed_max=200, seed=0)
     d.update(kwargs)
     return ExperimentConfig(**d).validate()
 
@@ -133,17 +245,12 @@ def synthetic_tasks(paths:dict, # from `synth.make_demo_data`
 
 def read_task(spec:dict, # {'reader': ..., 'root' or 'path': ..., other reader options}
               name:str='task')->pd.DataFrame:
-    "The task table that `spec` describes."
-    from modan_nb import data
-    spec = dict(spec); reader = spec.pop('reader', None); spec.pop('agg', None)
-    root = spec.pop('root', None) or spec.pop('path', None)
-    if root is None: raise ValueError(f"task {name!r}: give the data set's 'root' folder (or 'path' for an npz file)")
-    root = Path(root).expanduser()
-    if not root.exists(): raise FileNotFoundError(f"task {name!r}: {root} does not exist (reader {reader!r})")
-    fn = {'mrnet': data.read_mrnet, 'busi': data.read_busi, 'ddti': data.read_ddti, 'thyroid_folders': data.read_thyroid_folders,
-          'radimagenet': data.read_radimagenet_split, 'medmnist': data.read_medmnist}.get(reader)
-    if fn is None: raise ValueError(f"task {name!r}: unknown reader {reader!r}; known: {list(TASK_READERS)}")
-    return fn(root, **spec)
+    "The task table that `spec` describes (the spec is checked first: reader, its options, the root)."
+    _check_task_spec(name, spec)
+    spec = dict(spec); reader = spec.pop('reader'); spec.pop('agg', None)
+    root = Path(spec.pop('root', None) or spec.pop('path')).expanduser()
+    spec.pop('path', None)
+    return _reader(reader)(root, **spec)
 
 # %% ../nbs/10_experiments.ipynb #068accbc
 PRETRAIN_METHOD = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', '165-class': 'ce'}
@@ -161,62 +268,161 @@ def _stratified_sample(key:pd.Series, # one class per row
         out.append(rng.choice(np.asarray(idx), k, replace=False))
     return np.sort(np.concatenate(out))
 
-def pretrain_table(cfg:ExperimentConfig, run:Path)->tuple:
-    "The pretraining table (capped at `pretrain_max_images`, stratified by class; without a `label` column the finding level is one value, so the supervised baseline learns the pair) and the folder its paths are relative to."
+def pretrain_table(cfg:ExperimentConfig, run:Path|None=None)->tuple:
+    "The pretraining table (capped at `pretrain_max_images`, stratified by class) and the folder its paths are relative to."
     from modan_nb.data import read_pretrain_table
     csv = Path(cfg.pretrain).expanduser()
     root = Path(cfg.pretrain_root).expanduser() if cfg.pretrain_root else csv.parent
     df = read_pretrain_table(csv, root=root)
-    if 'label' not in df.columns:   # no finding level (e.g. a pool of modality/anatomy only): the supervised baseline classifies the pair
-        df = df.assign(label='any')
+    if '165-class' in cfg.methods and cfg.ce_label == 'label' and 'label' not in df.columns:
+        raise ValueError(f"{csv} has no 'label' column, which the cross-entropy baseline (165-class) needs as its class "
+                         f"(modality, anatomy, label); set `ce_label: pair` to make the (modality, anatomy) pair the class, "
+                         f"or leave 165-class out of `methods`")
+    if cfg.ce_label == 'pair': df = df.assign(label='all', **{'class': df['pair']})   # the pair is the class
     if cfg.pretrain_max_images and len(df) > cfg.pretrain_max_images:
-        key = df['class'] if 'class' in df.columns else df['modality'] + '/' + df['anatomy']
-        df = df.loc[_stratified_sample(key, None, cfg.seed, frac=cfg.pretrain_max_images / len(df))].reset_index(drop=True)
+        df = df.loc[_stratified_sample(df['class'], None, cfg.seed, frac=cfg.pretrain_max_images / len(df))].reset_index(drop=True)
     return df, root
 
+def ce_classes(cfg:ExperimentConfig, table:pd.DataFrame)->str:
+    "What the cross-entropy baseline classified, in words (for the report)."
+    what = 'the (modality, anatomy) pair' if cfg.ce_label == 'pair' else "the (modality, anatomy, label) triple"
+    return f"{what}: {table['class'].nunique()} classes"
+
+def _file_sha256(path:Path)->str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+_TASK_SYNTH = ('mrnet', 'mrnet_slices', 'busi', 'ddti')   # demo-data options that shape only the tasks
+
+def encoder_key(method:str, cfg:ExperimentConfig)->dict:
+    "The settings that determine `method`'s encoder (and nothing else): a cached encoder is valid exactly when they match."
+    if method == 'Scratch': return dict(method=method, arch=cfg.arch, stem=cfg.stem, seed=cfg.seed)
+    if method == 'ImageNet': return dict(method=method, arch=cfg.arch, stem='torchvision')
+    k = dict(method=method, recipe=PRETRAIN_METHOD[method], arch=cfg.arch, stem=cfg.stem, seed=cfg.seed,
+             pretrain=str(cfg.pretrain), pretrain_root=cfg.pretrain_root, synth={k: v for k, v in cfg.synth.items() if k not in _TASK_SYNTH},
+             table_sha256=_file_sha256(Path(cfg.pretrain).expanduser()) if cfg.pretrain else None,
+             pretrain_max_images=cfg.pretrain_max_images, size=cfg.pretrain_size, epochs=cfg.pretrain_epochs, bs=cfg.pretrain_bs)
+    if method == '165-class': k['ce_label'] = cfg.ce_label
+    return json.loads(json.dumps(k, default=str))   # plain JSON values, as read back from disk
+
+def weights_sha256(path:str|Path)->str:
+    "A hash of an encoder file's weights only (the file also holds timings)."
+    import torch
+    ck = torch.load(path, map_location='cpu', weights_only=True)
+    sd = ck.get('state_dict', ck)
+    h = hashlib.sha256()
+    for k in sorted(sd): h.update(k.encode()); h.update(sd[k].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+def _read_json(p:Path):
+    try: return json.loads(p.read_text())
+    except (OSError, ValueError): return None
+
+def cached_encoder(method:str, cfg:ExperimentConfig, run:Path, log=print)->Path|None:
+    "`run/encoders/<method>.pth` when it is intact and was made with the settings of `encoder_key`; else None (the reason is logged)."
+    path = run/'encoders'/f'{method_slug(method)}.pth'
+    side = _read_json(path.with_suffix('.json'))
+    if not path.is_file():
+        if side is not None: log(f"  {path} is missing: rebuilding {method}'s encoder (the other encoders are kept)")
+        return None
+    if side is None or side.get('key') != encoder_key(method, cfg):
+        log(f"  {path} was made with other settings (or its record {path.with_suffix('.json').name} is missing): rebuilding it")
+        return None
+    if side.get('file_sha256') != _file_sha256(path):
+        log(f"  {path} is damaged (truncated or changed since it was written: its SHA-256 differs from {path.with_suffix('.json').name}); "
+            f"rebuilding it from its pretraining folder, the other encoders are kept (nothing to delete by hand; --fresh is not needed)")
+        return None
+    return path
+
+def _pretrain_dir(method:str, cfg:ExperimentConfig, run:Path)->Path:
+    "The method's pretraining folder, emptied first when its checkpoints were made with other settings."
+    d = run/'pretrain'/method_slug(method)
+    key, rec = encoder_key(method, cfg), d/'encoder_key.json'
+    if d.exists() and _read_json(rec) != key: shutil.rmtree(d)
+    if not rec.exists(): _write_text(rec, json.dumps(key, indent=1))
+    return d
+
+def _final_loss(learn)->float|None:
+    "The last training loss: the Recorder's after a fit, the checkpoint's when a finished pretraining was only reloaded."
+    losses = getattr(learn.recorder, 'losses', None) or (getattr(getattr(learn, 'checkpoint', None), '_recorded', None) or {}).get('losses')
+    return float(losses[-1]) if losses else None
+
+def _imagenet_encoder(cfg:ExperimentConfig):
+    "torchvision's ImageNet encoder; torch's 'Downloading ...' line is held back, so an offline attempt prints nothing."
+    from modan_nb.models import create_encoder
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        return create_encoder(cfg.arch, 'imagenet', stem='torchvision')
+
 def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=None, log=print)->Path:
-    "Pretrain (or load) `method`'s encoder and return its cached file; raises with the reason when it cannot be made."
+    "Pretrain (or load, or rebuild) `method`'s encoder and return its cached file; raises with the reason when it cannot be made."
     from modan_nb.models import create_encoder, save_encoder
     from modan_nb.learner import pretrain
     path = run/'encoders'/f'{method_slug(method)}.pth'
-    if path.is_file(): return path
+    if cached_encoder(method, cfg, run, log) is not None: return path
+    side = path.with_suffix('.json')
+    old = _read_json(side)
     seed_everything(cfg.seed)
     if method == 'Scratch': enc, meta, info = create_encoder(cfg.arch, None, stem=cfg.stem), None, {}
-    elif method == 'ImageNet': enc, meta, info = create_encoder(cfg.arch, 'imagenet', stem='torchvision'), None, {}
+    elif method == 'ImageNet': enc, meta, info = _imagenet_encoder(cfg), None, {}
     else:
+        if table is None: table, root = pretrain_table(cfg, run)
         t0 = time.time()
         learn = pretrain(PRETRAIN_METHOD[method], table, epochs=cfg.pretrain_epochs, bs=cfg.pretrain_bs, size=cfg.pretrain_size,
-                         arch=cfg.arch, stem=cfg.stem, root=root, path=run/'pretrain'/method_slug(method), resume=True,
+                         arch=cfg.arch, stem=cfg.stem, root=root, path=_pretrain_dir(method, cfg, run), resume=True,
                          seed=cfg.seed, device=cfg.device, progress=False)
         enc, meta = learn.model.encoder, getattr(learn.dls, 'meta_encoder', None)
-        info = dict(epochs=cfg.pretrain_epochs, seconds=round(time.time()-t0, 1), final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)
+        info = dict(epochs=cfg.pretrain_epochs, seconds=round(time.time()-t0, 1), final_loss=_final_loss(learn))
+        if method == '165-class': info['classes'] = ce_classes(cfg, table)
         log(f"  pretrained {method} in {info['seconds']} s")
-    return save_encoder(path, enc.cpu(), meta, method=method, **info)
+    save_encoder(path, enc.cpu(), meta, method=method, **info)
+    rec = dict(key=encoder_key(method, cfg), file_sha256=_file_sha256(path), weights_sha256=weights_sha256(path), info=info)
+    if old and old.get('key') == rec['key'] and old.get('weights_sha256') not in (None, rec['weights_sha256']):
+        rec['note'] = (f"rebuilt; its weights differ from the encoder that earlier results of this run were made with "
+                       f"(transfer results made before the rebuild stay as they are: rerun with --redo for consistent results)")
+        log(f"  {method}: {rec['note']}")
+    _write_text(side, json.dumps(rec, indent=1, default=str))
+    return path
 
 def build_encoders(cfg:ExperimentConfig, run:Path, log=print)->tuple:
     "Every configured method's encoder file, and {method: reason} for those that could not be made."
-    needs_table = [m for m in cfg.methods if m in PRETRAIN_METHOD and not (run/'encoders'/f'{method_slug(m)}.pth').is_file()]
-    table, root = pretrain_table(cfg, run) if needs_table else (None, None)
+    need = [m for m in cfg.methods if m in PRETRAIN_METHOD and cached_encoder(m, cfg, run, log=lambda *a: None) is None]
+    table, root = pretrain_table(cfg, run) if need else (None, None)
     encoders, not_run = {}, {}
     for m in cfg.methods:
         try: encoders[m] = build_encoder(m, cfg, run, table, root, log)
         except OSError as e:   # only weights that cannot be had (ImageNet offline); a failing pretraining is a bug and stops the run
             if m != 'ImageNet': raise
             not_run[m] = str(e).splitlines()[0]
-            log(f"  {m}: not run ({not_run[m]})")
+            log(f"  {m}: not run ({not_run[m].split(':')[0]})")
     return encoders, not_run
 
 # %% ../nbs/10_experiments.ipynb #4fb5c8ff
 RESULT_KEYS = ('name', 'pretrain', 'pretrain_root', 'synth', 'tasks', 'n_folds', 'arch', 'stem', 'pretrain_size', 'pretrain_epochs',
-               'pretrain_bs', 'pretrain_max_images', 'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'seed')
+               'pretrain_bs', 'pretrain_max_images', 'ce_label', 'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'seed')
+RESULT_FILES = ('transfer', 'tables', 'figures', 'aucs.csv', 'report.md')   # what --redo discards (encoders stay)
 
-def _check_run_dir(cfg, run:Path):
+def _check_run_dir(cfg, run:Path, redo:bool=False, log=print):
+    "A run folder holds the results of one configuration; settings that changed since are an error, unless `redo` discards those results."
     saved = run/'config.yaml'
     if saved.is_file():
         old = yaml.safe_load(saved.read_text()) or {}
-        diff = [k for k in RESULT_KEYS if old.get(k) != asdict(cfg).get(k)]
-        if diff: raise ValueError(f"{run} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {asdict(cfg).get(k)!r}' for k in diff)}); "
-                                  f"use another name, or delete the folder (modan_demo/modan_run --fresh)")
+        new = yaml.safe_load(cfg.to_yaml())
+        diff = [k for k in RESULT_KEYS if old.get(k) != new.get(k)]
+        has_results = any((run/'transfer').glob('*/auc.csv'))
+        if diff and has_results:
+            change = ', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff)
+            if not redo:
+                raise ValueError(f"{run} holds results of other settings ({change}); rerun with --redo to discard those results "
+                                 f"and run again (pretrained encoders still valid for the new settings are kept), "
+                                 f"or use another name, or start over with --fresh")
+            for f in RESULT_FILES:
+                p = run/f
+                if p.is_dir(): shutil.rmtree(p)
+                elif p.exists(): p.unlink()
+            log(f"  settings changed ({change}): earlier results discarded, encoders still valid are kept")
     run.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(saved)
 
@@ -236,10 +442,11 @@ class _GridProgress:
 def run_experiment(cfg:ExperimentConfig, # the experiment
                    progress:bool|None=None, # show a progress bar over the grid (default: not under test)
                    log=print, # where status lines go
+                   redo:bool=False, # the settings changed since this run's results were made: discard them (keep valid encoders)
                   )->dict:
     "Run (or resume) the whole experiment; returns its tables and writes everything under `data/runs/<name>/`."
     from modan_nb.transfer import run_transfer
-    cfg = cfg.validate(); t0 = time.time()
+    cfg = cfg.validate(); t0 = time.time(); timings = {}
     progress = (not IN_TEST) if progress is None else progress
     run = runs_dir(cfg.name)
     if cfg.pretrain is None or not cfg.tasks:
@@ -247,29 +454,38 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
         paths = make_demo_data(seed=cfg.seed, **cfg.synth)
         if cfg.pretrain is None: cfg.pretrain = str(paths['synthrin'])
         if not cfg.tasks: cfg.tasks = synthetic_tasks(paths)
-    _check_run_dir(cfg, run)
+        timings['data'] = time.time() - t0
+    cfg.check_paths()
+    _check_run_dir(cfg, run, redo, log)
     log(f"run folder: {run}")
+    t1 = time.time()
     encoders, not_run = build_encoders(cfg, run, log)
+    timings['encoders'] = time.time() - t1
     log(f"  encoders ready ({time.time()-t0:.0f} s since start)")
     tasks = {t: read_task(spec, t) for t, spec in cfg.tasks.items()}
     total = sum(len(encoders)*len(cfg.protocols)*len(cfg.fractions)*cfg.n_folds*cfg.repeats for _ in tasks)
     bar = _GridProgress(total, progress)
     aucs, scores = [], []
     for t, df in tasks.items():
+        t1 = time.time()
         (run/'transfer'/t).mkdir(parents=True, exist_ok=True)
         a, s = run_transfer({m: p for m, p in encoders.items()}, df, t, protocols=cfg.protocols, n_folds=cfg.n_folds,
                             repeats=cfg.repeats, fractions=cfg.fractions, size=cfg.task_size, epochs=cfg.ft_epochs, bs=cfg.ft_bs,
                             lr=cfg.ft_lr, step_size=cfg.ft_step, seed=cfg.seed, out_dir=run/'transfer'/t, resume=True,
                             agg=cfg.tasks[t].get('agg'), device=cfg.device, callback=bar)
-        aucs.append(a); scores.append(s)
+        aucs.append(a); scores.append(s); timings[f'task {t}'] = time.time() - t1
         log(f"  task {t}: {len(df)} cases, {len(a)} units ({time.time()-t0:.0f} s since start)")
     aucs, scores = pd.concat(aucs, ignore_index=True), pd.concat(scores, ignore_index=True)
-    res = analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log)
-    res.update(run=run, encoders=encoders, not_run=not_run, seconds=time.time() - t0)
+    res = analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log, timings)
+    res.update(run=run, encoders=encoders, not_run=not_run, seconds=time.time() - t0, timings=timings)
     res['report'] = write_report(cfg, res)
     return res
 
 # %% ../nbs/10_experiments.ipynb #8e702202
+PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)"}
+PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe'}
+CORRECTION_NAMES = {'holm': 'Holm', 'bonferroni': 'Bonferroni', 'fdr_bh': 'Benjamini-Hochberg', 'holm-sidak': 'Holm-Sidak'}
+
 def _not_run_rows(tab:pd.DataFrame, not_run:dict)->pd.DataFrame:
     "Add a row per method that could not run, saying why, so nothing is silently dropped from a table."
     if not not_run: return tab
@@ -280,28 +496,124 @@ def _not_run_rows(tab:pd.DataFrame, not_run:dict)->pd.DataFrame:
     return out
 
 def _savefig(fig, path:Path):
+    "Save a figure atomically (temp file + rename) and close it."
     import matplotlib.pyplot as plt
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    fig.savefig(tmp, dpi=80, bbox_inches='tight', format=path.suffix.lstrip('.') or 'png'); plt.close(fig)
+    os.replace(tmp, path)
     return path
 
-def significance_tables(cfg:ExperimentConfig, aucs:pd.DataFrame, scores:pd.DataFrame, not_run:dict)->dict:
-    "Paper-style tables per protocol: Wilcoxon on the repeats' summary AUCs (the paper's test) and paired DeLong (pooled scores)."
+def _save_table(tab:pd.DataFrame, stem:Path)->tuple:
+    "`stats.save_table`'s two files (CSV, Markdown with bold marks), each written atomically."
+    from modan_nb.stats import markdown_table
+    return _write_csv(tab, Path(stem).with_suffix('.csv')), _write_text(Path(stem).with_suffix('.md'), markdown_table(tab) + '\n')
+
+def headline_protocols(protocols)->list:
+    "The headline's protocols: fine-tuning and the probe (the logistic-regression probe; the paper's linear recipe only when it is the only probe)."
+    probe = 'sklearn' if 'sklearn' in protocols else ('linear' if 'linear' in protocols else None)
+    return [p for p in ('finetune', probe) if p in protocols]
+
+def headline_table(ci:pd.DataFrame, # `stats.auc_table`: method, task, protocol, fraction, auc, auc_lo, auc_hi
+                   dl:pd.DataFrame|None, # `stats.delong_vs_reference` (method, task, protocol, fraction, p_adj), or None
+                   protocols:list, # e.g. `headline_protocols(cfg.protocols)`
+                   fraction:float|None=None, # the label fraction shown (None: the only one)
+                  )->pd.DataFrame:
+    "Tidy headline: one row per (task, method, protocol) with the AUC, its 95% CI and the corrected paired DeLong p vs the reference."
+    h = ci[ci.protocol.isin(protocols)]
+    if fraction is not None: h = h[np.isclose(h.fraction, fraction)]
+    if h.fraction.nunique() > 1: raise ValueError(f"several label fractions {sorted(h.fraction.unique())}: pass fraction=")
+    h = h[['task', 'method', 'protocol', 'fraction', 'auc', 'auc_lo', 'auc_hi']].copy()
+    h['p_adj'] = np.nan
+    if dl is not None and len(dl):
+        p = dl.set_index(['task', 'method', 'protocol', 'fraction'])['p_adj']
+        h['p_adj'] = [p.get((t, m, pr, f), np.nan) for t, m, pr, f in h[['task', 'method', 'protocol', 'fraction']].itertuples(index=False)]
+    tasks, methods = list(dict.fromkeys(ci.task)), list(dict.fromkeys(ci.method))
+    return h.sort_values(['task', 'method', 'protocol'], key=lambda s: s.map({**{t: i for i, t in enumerate(tasks)}, **{m: i for i, m in enumerate(methods)},
+                                                                          **{p: i for i, p in enumerate(protocols)}}.get)).reset_index(drop=True)
+
+def format_headline(head:pd.DataFrame, # from `headline_table`
+                    reference:str='ModAn-MulSupCon', correction:str='holm')->str:
+    "The headline as fixed-width text: a row per task and method, per protocol 'AUC [95% CI]' and p."
+    protos = list(dict.fromkeys(head.protocol))
+    mw = max(len('method'), *(len(m) for m in head.method)); tw = max(len('task'), *(len(t) for t in head.task.astype(str)))
+    cw = 19
+    cell = lambda r: (f"{r.auc:.3f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]", 'ref' if r.method == reference else ('' if pd.isna(r.p_adj) else f"{r.p_adj:.3f}"))
+    L = [(f"{'':{tw}}  {'':{mw}}" + ''.join(f"  {PROTOCOL_NAMES.get(p, p):{cw+6}}" for p in protos)).rstrip(),
+         f"{'task':{tw}}  {'method':{mw}}" + ''.join(f"  {'AUC [95% CI]':{cw}}{'p':>6}" for p in protos)]
+    prev = None
+    for (t, m), d in head.groupby(['task', 'method'], sort=False):
+        cells = {r.protocol: cell(r) for r in d.itertuples()}
+        row = f"{str(t) if t != prev else '':{tw}}  {m:{mw}}"
+        for p in protos:
+            a, pv = cells.get(p, ('', ''))
+            row += f"  {a:{cw}}{pv:>6}"
+        L.append(row.rstrip()); prev = t
+    return '\n'.join(L)
+
+def headline_conclusion(head:pd.DataFrame, # from `headline_table`
+                        reference:str='ModAn-MulSupCon', alpha:float=0.05, correction:str='holm',
+                        max_listed:int=6, # significant differences named one by one
+                       )->str:
+    "A closing statement computed from the headline: which differences survive correction, which intervals overlap, which include 0.5."
+    corr = CORRECTION_NAMES.get(correction, correction)
+    ref = head[head.method == reference].set_index(['task', 'protocol'])
+    comp = head[(head.method != reference) & head.p_adj.notna()]
+    comp = comp[[(t, p) in ref.index for t, p in zip(comp.task, comp.protocol)]]
+    S = []
+    if comp.empty: S.append(f"No method was compared with {reference} (it is missing, or alone).")
+    else:
+        n = len(comp); sig, overlap = [], []
+        for r in comp.itertuples():
+            rr = ref.loc[(r.task, r.protocol)]
+            ov = r.auc_lo <= rr.auc_hi and rr.auc_lo <= r.auc_hi
+            overlap.append(ov)
+            if r.p_adj <= alpha: sig.append((r, rr, ov))
+        if sig:
+            named = [f"{r.method} {'higher' if r.auc > rr.auc else 'lower'} on {r.task} ({PROTOCOL_SHORT.get(r.protocol, r.protocol)}, "
+                     f"{r.auc:.3f} vs {rr.auc:.3f})" for r, rr, _ in sig[:max_listed]]
+            more = f" and {len(sig) - max_listed} more" if len(sig) > max_listed else ''
+            S.append(f"{len(sig)} of the {n} differences from {reference} survive{'s' if len(sig) == 1 else ''} {corr} correction "
+                     f"(p <= {alpha:g}): " + '; '.join(named) + more + '.')
+        else: S.append(f"None of the {n} differences from {reference} survives {corr} correction (p <= {alpha:g}).")
+        k = sum(overlap)
+        s = (f"All {n} pairs of 95% intervals (method, {reference}) overlap" if k == n else
+             f"No pair of 95% intervals (method, {reference}) overlaps" if k == 0 else
+             f"{k} of the {n} pairs of 95% intervals (method, {reference}) overlap")
+        k_sig_ov = sum(ov for *_, ov in sig)
+        if k_sig_ov: s += f"; {k_sig_ov} of the {len(sig)} significant differences have overlapping intervals too (the paired test uses the cases both methods share)"
+        S.append(s + '.')
+    chance = head[(head.auc_lo <= 0.5) & (head.auc_hi >= 0.5)]
+    S.append(f"{len(chance)} of the {len(head)} AUC intervals include 0.5 (chance).")
+    return ' '.join(S)
+
+def linear_recipe_note(cfg:ExperimentConfig, ci:pd.DataFrame)->str:
+    "What the report says of the paper's linear recipe when the headline shows the logistic-regression probe instead (computed)."
+    d = ci[ci.protocol == 'linear']
+    if d.empty or 'linear' in headline_protocols(cfg.protocols): return ''
+    k = int(((d.auc_lo <= 0.5) & (d.auc_hi >= 0.5)).sum())
+    return (f"The linear probe with the paper's recipe (Adam {cfg.ft_lr:g}, {cfg.ft_epochs} epochs, StepLR {cfg.ft_step}) is reported "
+            f"here only, not in the printed headline, which shows the logistic-regression probe: {k} of its {len(d)} AUC intervals "
+            f"include 0.5 (chance); mean AUC {d.auc.mean():.3f}.")
+
+def significance_tables(cfg:ExperimentConfig, aucs:pd.DataFrame, scores:pd.DataFrame, not_run:dict)->tuple:
+    "Paper-style tables per protocol (Wilcoxon on the repeats' summary AUCs, the paper's test; paired DeLong on pooled scores), and the DeLong results."
     from modan_nb import stats
-    tables = {}
+    tables, dl = {}, None
     methods = list(aucs['method'].unique())
     if stats.REFERENCE in methods and len(methods) > 1:
         wil = stats.wilcoxon_vs_reference(aucs, alternative=cfg.alternative, correction=cfg.correction) if cfg.repeats > 1 else None
-        dl = stats.with_reference_rows(stats.delong_vs_reference(scores, correction=cfg.correction))
+        dl = stats.delong_vs_reference(scores, correction=cfg.correction)
+        dlr = stats.with_reference_rows(dl)
         for p in cfg.protocols:
             if wil is not None: tables[f'{p}_wilcoxon'] = _not_run_rows(stats.paper_table(wil, p, methods=methods), not_run)
-            tables[f'{p}_delong'] = _not_run_rows(stats.paper_table(dl, p, p_col='p_adj', methods=methods), not_run)
+            tables[f'{p}_delong'] = _not_run_rows(stats.paper_table(dlr, p, p_col='p_adj', methods=methods), not_run)
     for p in ('finetune', 'linear'):
         if p in cfg.protocols: tables[f'{p}_vs_paper'] = compare_with_paper(aucs, p, cfg.fractions[-1])
-    return tables
+    return tables, dl
 
-def figures(cfg:ExperimentConfig, scores:pd.DataFrame, figdir:Path)->dict:
-    "ROC curves and AUC bars (pooled out-of-fold, DeLong CIs) per protocol."
+def figures(cfg:ExperimentConfig, scores:pd.DataFrame, figdir:Path)->tuple:
+    "ROC curves and AUC bars (pooled out-of-fold, DeLong CIs) per protocol, and the AUC table with CIs."
     from modan_nb import stats
     out = {}
     ci = stats.auc_table(scores)
@@ -322,7 +634,7 @@ def embedding_analysis(cfg:ExperimentConfig, encoders:dict, tasks:dict, figdir:P
     figs, metrics = {}, []
     pre, root = pretrain_table(cfg, None)
     pre = pre.sample(min(n_max, len(pre)), random_state=cfg.seed).reset_index(drop=True)
-    sets = {'pretrain': (pre, ('modality', 'anatomy', 'pair') + (('label',) if 'label' in pre else ()), ('pair', 'modality', 'anatomy'), root)}
+    sets = {'pretrain': (pre, ('modality', 'anatomy', 'pair') + (('label',) if cfg.ce_label == 'label' and 'label' in pre else ()), ('pair', 'modality', 'anatomy'), root)}
     for t, df in tasks.items():
         sub = df.loc[_stratified_sample(df['label'], n_max//2, cfg.seed)].reset_index(drop=True)
         sets[t] = (sub, ('label',), ('label',), None)
@@ -335,21 +647,28 @@ def embedding_analysis(cfg:ExperimentConfig, encoders:dict, tasks:dict, figdir:P
             for h in hues: figs[f'umap_{name}_{h}'] = _savefig(E.plot_umap_panels(coords, meta, hue=h, title=f'{name}: {h}'), figdir/f'umap_{name}_{h}.png')
     return figs, pd.concat(metrics, ignore_index=True)
 
-def analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log=print)->dict:
-    "Tables, figures and embedding numbers of a finished grid, saved under the run folder."
-    from modan_nb import stats
+def analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log=print, timings=None)->dict:
+    "Tables, headline, figures and embedding numbers of a finished grid, saved under the run folder (each file written atomically)."
+    timings = {} if timings is None else timings
+    t0 = time.time()
     tabdir, figdir = run/'tables', run/'figures'
     tabdir.mkdir(parents=True, exist_ok=True)
-    aucs.to_csv(run/'aucs.csv', index=False)
-    tables = significance_tables(cfg, aucs, scores, not_run)
-    for k, tab in tables.items(): stats.save_table(tab, tabdir/k)
+    _write_csv(aucs, run/'aucs.csv', index=False)
+    tables, dl = significance_tables(cfg, aucs, scores, not_run)
+    for k, tab in tables.items(): _save_table(tab, tabdir/k)
     figs, ci = figures(cfg, scores, figdir)
-    ci.to_csv(tabdir/'auc_ci.csv', index=False)
+    _write_csv(ci, tabdir/'auc_ci.csv', index=False)
+    head = headline_table(ci, dl, headline_protocols(cfg.protocols), cfg.fractions[-1])
+    _write_csv(head, tabdir/'headline.csv', index=False)
+    timings['tables and figures'] = time.time() - t0
     t0 = time.time()
-    emb_figs, emb = embedding_analysis(cfg, encoders, tasks, figdir)
-    log(f"  embeddings analysed in {time.time()-t0:.0f} s")
-    emb.to_csv(tabdir/'embedding_metrics.csv', index=False)
-    return dict(aucs=aucs, scores=scores, tables=tables, auc_ci=ci, embedding_metrics=emb, figures={**figs, **emb_figs})
+    emb_figs, emb = embedding_analysis(cfg, encoders, tasks, figdir, n_max=cfg.embed_max)
+    timings['embeddings'] = time.time() - t0
+    log(f"  embeddings analysed in {timings['embeddings']:.0f} s")
+    _write_csv(emb, tabdir/'embedding_metrics.csv', index=False)
+    return dict(aucs=aucs, scores=scores, tables=tables, auc_ci=ci, delong=dl, headline=head,
+                conclusion=headline_conclusion(head, correction=cfg.correction), linear_note=linear_recipe_note(cfg, ci),
+                embedding_metrics=emb, figures={**figs, **emb_figs})
 
 # %% ../nbs/10_experiments.ipynb #98cac879
 def software_versions()->dict:
@@ -363,16 +682,31 @@ def software_versions()->dict:
     out['device'] = str(default_device()) + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else '')
     return out
 
+def _timing_line(timings:dict, total:float|None=None)->str:
+    s = ', '.join(f"{k} {v:.0f} s" for k, v in timings.items())
+    return s + (f"; in all {total:.0f} s" if total is not None else '')
+
 def write_report(cfg:ExperimentConfig, res:dict)->Path:
-    "A Markdown report of a run: configuration, versions, tables beside the paper's, significance, figures."
+    "A Markdown report of a run: the headline, configuration, versions, paper-style tables beside the paper's, embeddings, figures (written atomically)."
     from modan_nb.stats import markdown_table
     run = res['run']; L = [f"# Experiment `{cfg.name}`", '']
-    L += [f"Finished {time.strftime('%Y-%m-%d %H:%M:%S')}; this call took {res['seconds']:.0f} s.", '']
+    L += [f"Finished {time.strftime('%Y-%m-%d %H:%M:%S')}; this call took {res['seconds']:.0f} s "
+          f"({_timing_line(res.get('timings', {}))}).", '']
     if res['not_run']:
         L += ['## Methods not run', ''] + [f"- **{m}**: {r}" for m, r in res['not_run'].items()] + ['']
+    corr = CORRECTION_NAMES.get(cfg.correction, cfg.correction)
+    if res.get('headline') is not None and len(res['headline']):
+        L += ['## Headline', '', f"Pooled out-of-fold AUC per patient (mean score over the {cfg.repeats} repeats) with its 95% DeLong "
+              f"interval; p: paired DeLong test against ModAn-MulSupCon, {corr}-corrected within each task and protocol.", '',
+              '```', format_headline(res['headline'], correction=cfg.correction), '```', '', res['conclusion'], '']
+    if res.get('linear_note'): L += [res['linear_note'], '']
+    if '165-class' in cfg.methods:
+        ce = (((_read_json(run/'encoders'/'165_class.json') or {}).get('info') or {}).get('classes')
+              or ('the (modality, anatomy) pair' if cfg.ce_label == 'pair' else 'the (modality, anatomy, label) triple'))
+        L += [f"The cross-entropy baseline (165-class) classified {ce} (`ce_label: {cfg.ce_label}`).", '']
     titles = {'wilcoxon': "mean AUC over repeats (two-sided Wilcoxon p vs ModAn-MulSupCon, the paper's test)" if cfg.alternative == 'two-sided'
                           else f"mean AUC over repeats (Wilcoxon, alternative={cfg.alternative!r}, p vs ModAn-MulSupCon)",
-              'delong': 'pooled out-of-fold AUC, one score per patient (paired DeLong p vs ModAn-MulSupCon, Holm-corrected)',
+              'delong': f'pooled out-of-fold AUC, one score per patient (paired DeLong p vs ModAn-MulSupCon, {corr}-corrected)',
               'vs_paper': "this run's mean AUC beside the paper's published one"}
     for k, tab in res['tables'].items():
         p, kind = k.split('_', 1)
@@ -385,24 +719,35 @@ def write_report(cfg:ExperimentConfig, res:dict)->Path:
     L += ['## Configuration', '', '```yaml', cfg.to_yaml().strip(), '```', '', '## Software', '']
     L += [f"- {k}: {v}" for k, v in software_versions().items()] + ['']
     L += ['Per-unit results: `transfer/<task>/auc.csv`; every test case\'s score: `transfer/<task>/scores.csv`; '
-          'tables as CSV and Markdown: `tables/`.', '']
-    path = run/'report.md'; path.write_text('\n'.join(L))
-    return path
+          'tables as CSV and Markdown: `tables/` (the headline: `tables/headline.csv`).', '']
+    return _write_text(run/'report.md', '\n'.join(L))
 
 # %% ../nbs/10_experiments.ipynb #6e119270
-def print_summary(res:dict):
-    "The tables of a run, as text, and where its report is."
-    from modan_nb.stats import markdown_table
-    for k, tab in res['tables'].items():
-        if k.endswith('_vs_paper'): continue
-        print(f"\n== {k.replace('_', ' / ')} ==\n" + markdown_table(tab).replace('**', ''))
-    if res['not_run']: print('\nnot run: ' + '; '.join(f'{m} ({r})' for m, r in res['not_run'].items()))
-    print(f"\nreport: {res['report']}")
+def summary_text(res:dict, width:int=110)->str:
+    "What a finished run prints: the headline table, one line per method not run, the computed conclusion, times and the report's path."
+    cfg_corr = res.get('correction', 'holm')
+    L = []
+    head = res.get('headline')
+    if head is not None and len(head):
+        L += ['', f"AUC [95% CI] pooled out of fold, per patient; p: paired DeLong vs ModAn-MulSupCon, {CORRECTION_NAMES.get(cfg_corr, cfg_corr)}-corrected",
+              format_headline(head, correction=cfg_corr)]
+    if res['not_run']:
+        L.append('not run: ' + '; '.join(f"{m} ({r.split(':')[0]}; report.md says where to put them)" if m == 'ImageNet' else f"{m} ({r.split(':')[0]})"
+                                         for m, r in res['not_run'].items()))
+    if res.get('conclusion'): L += [''] + textwrap.wrap(res['conclusion'], width)
+    if res.get('timings'): L += textwrap.wrap('time: ' + _timing_line(res['timings']), width)
+    L.append(f"report (the paper-style Wilcoxon tables, the paper's numbers, the linear recipe, embeddings): {res['report']}")
+    return '\n'.join(L)
 
-def _run_and_print(cfg, fresh=False):
+def print_summary(res:dict):
+    "Print the headline of a run (at most 40 lines with the wall time), and where its report is."
+    print(summary_text(res))
+
+def _run_and_print(cfg, fresh=False, redo=False):
     t0 = time.time()
     if fresh and runs_dir(cfg.name).exists(): shutil.rmtree(runs_dir(cfg.name))
-    res = run_experiment(cfg)
+    res = run_experiment(cfg, redo=redo)
+    res['correction'] = cfg.correction
     print_summary(res)
     print(f"wall time: {time.time()-t0:.0f} s")
     return res
@@ -411,17 +756,20 @@ def _run_and_print(cfg, fresh=False):
 def modan_demo(name:str='demo', # run folder under data/runs/
                seed:int=0, # seeds the data, the pretraining and every split
                fresh:bool=False, # delete an earlier run of this name first (default: resume it)
+               redo:bool=False, # settings changed since the results were made: discard them, keep the encoders still valid
                no_umap:bool=False, # skip the UMAP panels (the separability numbers are still computed)
               ):
-    "Run the whole study at demo scale on SynthRIN (generated if absent): every method, task and protocol, about 10 minutes on 2 CPU cores."
-    _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh)   # returns nothing: a console script's return value is its exit status
+    "Run the whole study at demo scale on SynthRIN (generated if absent): every method, task and protocol, a few minutes on 2 CPU cores."
+    _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
 
 @call_parse
 def modan_run(config:str, # an experiment YAML, e.g. configs/paper.yaml
               name:str=None, # override the configuration's run name
               fresh:bool=False, # delete an earlier run of this name first (default: resume it)
+              redo:bool=False, # settings changed since the results were made: discard them, keep the encoders still valid
              ):
     "Run (or resume) the experiment a YAML configuration describes; writes everything under data/runs/NAME/."
-    cfg = ExperimentConfig.from_yaml(config)
+    try: cfg = ExperimentConfig.from_yaml(config)
+    except (ValueError, FileNotFoundError) as e: sys.exit(f"modan_run: {e}")
     if name: cfg.name = name
-    _run_and_print(cfg, fresh)
+    _run_and_print(cfg, fresh, redo)

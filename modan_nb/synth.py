@@ -13,9 +13,9 @@ from scipy import ndimage as ndi
 
 # %% auto #0
 __all__ = ['PROPS', 'TISSUES', 'EDGE', 'US_GEOMETRY', 'KNEE_FINDINGS', 'SYNTH_PAIRS', 'CT_WINDOWS', 'TASK_SEPARATION',
-           'MRNET_PLANES', 'DEMO_VERSION', 'tissue', 'mix', 'Canvas', 'paint_only', 'grid', 'jitter', 'soft', 'ellipse',
-           'blob', 'segment', 'box', 'smooth_noise', 'sigmoid', 'ring', 'render_ct', 'mr_contrast', 'render_mr',
-           'render_us', 'ellipsoid', 'capsule', 'knee_anatomy', 'knee', 'nodule_features', 'mass_features',
+           'MRNET_PLANE_GEOMETRY', 'DEMO_VERSION', 'tissue', 'mix', 'Canvas', 'paint_only', 'grid', 'jitter', 'soft',
+           'ellipse', 'blob', 'segment', 'box', 'smooth_noise', 'sigmoid', 'ring', 'render_ct', 'mr_contrast',
+           'render_mr', 'render_us', 'ellipsoid', 'capsule', 'knee_anatomy', 'knee', 'nodule_features', 'mass_features',
            'synth_classes', 'to_uint8', 'synth_image', 'run_jobs', 'make_synthrin', 'latent_score', 'bayes_auc',
            'knee_findings', 'knee_volume', 'mrnet_exam', 'make_mrnet', 'busi_image', 'make_busi', 'ddti_crop',
            'make_ddti', 'make_demo_data']
@@ -693,7 +693,7 @@ def knee_findings(rng, z):
     return dict(acl_gap=gap if gap > .5 else 0., acl_oedema=oed * .9, acl_sag=sag, bruise=bruise if bruise > .6 else 0.,
                 effusion=.7 * eff + .3 * rng.random(), meniscal_tear=float(rng.random() < .1 + .2 * (z > 0)))
 
-MRNET_PLANES = {  # plane: (slice axis, in-plane axes order, MR weighting (t2w, fatsat)) as in MRNet
+MRNET_PLANE_GEOMETRY = {  # plane: (slice axis, in-plane axes order, MR weighting (t2w, fatsat)) as in MRNet
     'sagittal': ('x', (.6, True)),   # T2 fat-saturated
     'coronal': ('z', (.15, False)),  # T1
     'axial': ('y', (.45, True)),     # proton density fat-saturated
@@ -702,7 +702,7 @@ MRNET_PLANES = {  # plane: (slice axis, in-plane axes order, MR weighting (t2w, 
 # %% ../nbs/90_synth.ipynb #f8672827
 def knee_volume(rng, a, f, plane, n_slices, size=64, shift=(0, 0, 0)):
     "One MR volume (uint8 (n_slices, size, size)) of the knee (`knee_anatomy` a, findings f) in `plane`."
-    axis, (t2w, fs) = MRNET_PLANES[plane]
+    axis, (t2w, fs) = MRNET_PLANE_GEOMETRY[plane]
     s = np.linspace(-.6, .6, n_slices, dtype=np.float32)[:, None, None]
     c = grid(size)[0][:, 0]; Y, X = c[None, :, None], c[None, None, :]   # (1, H, 1), (1, 1, W): broadcast, never materialised
     if axis == 'x': Xk, Yk, Zk = s, Y, X
@@ -717,7 +717,7 @@ def mrnet_exam(seed, y, size=64, slices=(10, 16), difficulty=.5):
     rng = np.random.default_rng(seed)
     a, f = knee_anatomy(rng), knee_findings(rng, latent_score(rng, y, 'mrnet', difficulty))
     shift = rng.uniform(-.06, .06, 3)
-    return {p: knee_volume(rng, a, f, p, int(rng.integers(slices[0], slices[1] + 1)), size, shift) for p in MRNET_PLANES}
+    return {p: knee_volume(rng, a, f, p, int(rng.integers(slices[0], slices[1] + 1)), size, shift) for p in MRNET_PLANE_GEOMETRY}
 
 # %% ../nbs/90_synth.ipynb #62c5177c
 def make_mrnet(dest:str|Path, # folder to create (MRNet's layout inside)
@@ -732,7 +732,7 @@ def make_mrnet(dest:str|Path, # folder to create (MRNet's layout inside)
     ys = (rng.random(n_train + n_valid) < p_tear).astype(int)
     splits = (('train', range(n_train)), ('valid', range(n_train, n_train + n_valid)))
     for split, ids in splits:
-        for p in MRNET_PLANES: (dest / split / p).mkdir(parents=True, exist_ok=True)
+        for p in MRNET_PLANE_GEOMETRY: (dest / split / p).mkdir(parents=True, exist_ok=True)
     run_jobs([(_write_exam, (dest / split, i, ys[i], [seed, 102, i], size, slices, difficulty)) for split, ids in splits for i in ids], workers)
     for split, ids in splits: (dest / f'{split}-acl.csv').write_text(''.join(f'{i:04d},{ys[i]}\n' for i in ids))
     return dest

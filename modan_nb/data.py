@@ -21,12 +21,13 @@ from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadat
                                metadata_from_paths, _split_values, _check_columns)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPLIT_FILES', 'BadImageError', 'load_image',
-           'load_volume', 'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table',
-           'PretrainDataset', 'TensorImageDL', 'show_images', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file',
-           'make_minirin', 'read_busi', 'ddti_case', 'read_ddti', 'read_thyroid_folders', 'read_mrnet', 'carve_valid',
-           'read_radimagenet_split', 'read_medmnist', 'clear_task_cache', 'task_tensor', 'show_task', 'make_folds',
-           'save_folds', 'load_folds', 'subsample_fraction']
+__all__ = ['RESIZE_METHODS', 'TASK_COLUMNS', 'DUPLICATES', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPLIT_FILES', 'BadImageError',
+           'load_image', 'load_volume', 'resize_image', 'load_resized', 'resolve_paths', 'decode_images',
+           'read_pretrain_table', 'PretrainDataset', 'TensorImageDL', 'show_images', 'pretrain_dls',
+           'show_pretrain_batch', 'sha256_file', 'make_minirin', 'read_busi', 'ddti_case', 'read_ddti',
+           'read_thyroid_folders', 'read_busbra', 'read_kneeoa', 'read_mrnet', 'carve_valid', 'read_radimagenet_split',
+           'read_medmnist', 'clear_task_cache', 'task_tensor', 'show_task', 'content_hash', 'array_hashes',
+           'check_duplicates', 'make_folds', 'save_folds', 'load_folds', 'subsample_fraction']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -83,15 +84,24 @@ def _pil_to_uint8(path:Path)->np.ndarray:
         return np.asarray(im.convert('L')).copy()   # RGB, RGBA, P, LA, CMYK, 1: luminance
 
 _NPZ_CACHE = {}
-def _npz_image(ref:str)->np.ndarray:
-    "The image a `file.npz::split/i` reference points to."
+def _npz_array(ref:str)->np.ndarray:
+    "The array a `file.npz::split/i` reference points to; `i` must be an index 0..n-1 (no negative indices)."
     fn, key = ref.split('::', 1)
+    if '/' not in key: raise BadImageError(f"{ref}: an npz reference is file.npz::split/i")
     split, i = key.rsplit('/', 1)
+    if not i.strip().isdigit(): raise BadImageError(f"{ref}: the index {i!r} is not a non-negative integer")
     if fn not in _NPZ_CACHE:
+        if not Path(fn).is_file(): raise FileNotFoundError(f"npz file {fn} does not exist (reference {ref})")
         with np.load(fn, allow_pickle=False) as z: _NPZ_CACHE[fn] = {k: z[k] for k in z.files}
     arrs = _NPZ_CACHE[fn]
     if f'{split}_images' not in arrs: raise BadImageError(f"{fn}: no array '{split}_images' (has {sorted(arrs)})")
-    a = arrs[f'{split}_images'][int(i)]
+    imgs = arrs[f'{split}_images']
+    if int(i) >= len(imgs): raise BadImageError(f"{ref}: index {int(i)} out of range, {fn} has {len(imgs)} {split} images")
+    return imgs[int(i)]
+
+def _npz_image(ref:str)->np.ndarray:
+    "The image a `file.npz::split/i` reference points to."
+    a = _npz_array(ref)
     if a.ndim == 3: a = _luminance(a)
     return a.astype(np.uint8) if a.dtype == np.uint8 else (np.round(a).astype(np.uint8) if a.max() <= 255 and a.min() >= 0 else _minmax_uint8(a))
 
@@ -405,6 +415,7 @@ def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/f
 
 # %% ../nbs/03_data.ipynb #03ca9df9
 TASK_COLUMNS = ('path', 'label', 'group', 'split', 'item')
+DUPLICATES = ('error', 'drop', 'keep')   # what readers and `make_folds` do with an image in two rows (`check_duplicates`)
 
 def _task_table(rows, root, extra=())->pd.DataFrame:
     df = pd.DataFrame(rows, columns=[*TASK_COLUMNS, *extra])
@@ -451,30 +462,54 @@ def ddti_case(name:str)->str:
     if m is None: raise ValueError(f"DDTI name {name!r} is not CASE_IMAGE or CASE_IMAGE(NODULE)")
     return m.group(1)
 
+def _ddti_rows(csv:Path)->pd.DataFrame:
+    "diagnosis.csv as (name, tirads, binary, row): exactly three fields a row, or an error naming the row."
+    import csv as _csv
+    rows = []
+    with open(csv, newline='') as f:
+        for n, r in enumerate(_csv.reader(f), 1):
+            if not r or all(not v.strip() for v in r): continue
+            if len(r) != 3: raise ValueError(f"{csv} row {n}: expected 3 fields name,TI-RADS,binary, got {len(r)}: {','.join(r)!r}")
+            rows.append((r[0].strip(), r[1].strip(), r[2].strip(), n))
+    return pd.DataFrame(rows, columns=['name', 'tirads', 'binary', 'row'])
+
+def _ddti_listed_twice(d:pd.DataFrame, csv:Path, duplicates:str)->pd.DataFrame:
+    "Names listed in more than one labelled row: an error naming the name, rows and labels, or dropped / kept on request."
+    twice = d[d.name.duplicated(keep=False)]
+    if len(twice) == 0 or duplicates == 'keep': return d
+    desc = lambda g: f"{g.name.iloc[0]!r} in rows {g.row.tolist()} with labels {g.binary.tolist()}" + (' (conflicting)' if g.binary.nunique() > 1 else '')
+    groups = [g for _, g in twice.groupby('name', sort=False)]
+    if duplicates == 'error':
+        raise ValueError(f"{csv}: {len(groups)} crop(s) listed more than once: " + '; '.join(desc(g) for g in groups[:5])
+                         + ". Pass duplicates='drop' (a conflicting name is left out, an agreeing one kept once) or 'keep'")
+    drop = [i for g in groups for i in (g.index if g.binary.nunique() > 1 else g.index[1:])]
+    warnings.warn(f"{csv}: left out {len(drop)} row(s) of crops listed more than once: " + '; '.join(desc(g) for g in groups[:5]))
+    return d.drop(index=drop)
+
 def read_ddti(root:str|Path, # folder with cropped/ and diagnosis.csv
               image_dir:str='cropped', # the sub-folder of crops
               missing:str='warn', # a labelled name without its image: 'warn' (leave it out, listed in attrs) or 'raise'
+              duplicates:str='error', # a name listed twice: 'error', 'drop' (conflicting labels: all its rows; else the repeats) or 'keep'
              )->pd.DataFrame:
-    "DDTI task table of the labelled crops (binary 0/1); group = CASE."
+    """DDTI task table of the labelled crops; group = CASE. The labels are TI-RADS categories (1 = TI-RADS 4a-5,
+    0 = TI-RADS 2-3, the radiologist's risk grade), not pathology: DDTI's `binary` column is not a biopsy result."""
     if missing not in ('warn', 'raise'): raise ValueError(f"missing must be 'warn' or 'raise', got {missing!r}")
+    if duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
     root = Path(root); csv = root/'diagnosis.csv'
     if not csv.is_file(): raise FileNotFoundError(f"DDTI label file {csv} does not exist")
-    d = pd.read_csv(csv, header=None, dtype=str, keep_default_na=False)
-    if d.shape[1] < 3: raise KeyError(f"{csv}: expected 3 columns name,TI-RADS,binary; got {d.shape[1]}")
-    d = d.iloc[:, :3]; d.columns = ['name', 'tirads', 'binary']
-    d['binary'] = d['binary'].str.strip()
+    d = _ddti_rows(csv)
     bad = d[~d.binary.isin(['', '0', '1', '0.0', '1.0'])]
-    if len(bad): raise ValueError(f"{csv} row {bad.index[0]+1}: binary must be 0, 1 or empty, got {bad.binary.iloc[0]!r}")
+    if len(bad): raise ValueError(f"{csv} row {bad.row.iloc[0]}: binary must be 0, 1 or empty, got {bad.binary.iloc[0]!r}")
     d = d[d.binary != '']
+    d = _ddti_listed_twice(d.assign(binary=d.binary.map(lambda v: int(float(v)))), csv, duplicates)
     rows, lost = [], []
-    for i, r in d.iterrows():
-        name = r['name'].strip()
-        f = root/image_dir/(name if Path(name).suffix.lower() in IMAGE_EXTS else name + '.png')
+    for r in d.itertuples():
+        f = root/image_dir/(r.name if Path(r.name).suffix.lower() in IMAGE_EXTS else r.name + '.png')
         if not f.is_file():
-            msg = f"{csv} row {i+1}: labelled crop {name!r} has no image {f}"
+            msg = f"{csv} row {r.row}: labelled crop {r.name!r} has no image {f}"
             if missing == 'raise': raise FileNotFoundError(msg)
-            lost.append(dict(name=name, label=int(float(r['binary'])), row=i+1)); continue
-        rows.append((str(f), int(float(r['binary'])), ddti_case(name), '', str(f.relative_to(root)), r['tirads'].strip()))
+            lost.append(dict(name=r.name, label=r.binary, row=r.row)); continue
+        rows.append((str(f), r.binary, ddti_case(r.name), '', str(f.relative_to(root)), r.tirads))
     if lost: warnings.warn(f"{csv}: {len(lost)} labelled crop(s) have no image and are left out: {[l['name'] for l in lost]}")
     df = _task_table(rows, root, extra=('tirads',))
     df.attrs['missing'] = lost
@@ -488,6 +523,81 @@ def read_thyroid_folders(root:str|Path, # folder with benign/ and malignant/ (an
     rows = [(str(f), int(n == 'malignant'), (group_fn or (lambda p: f'{n}/{p.stem}'))(f), '', str(f.relative_to(root)))
             for n in ['benign', 'malignant'] for f in _images_in(dirs[n], exclude=r'_mask')]
     return _task_table(rows, root)
+
+# %% ../nbs/03_data.ipynb #6bb6c5a2
+def _need_file(f:Path, what:str)->Path:
+    if not f.is_file(): raise FileNotFoundError(f"{what} {f} does not exist")
+    return f
+
+def _missing_images(files:Sequence[Path], where:str):
+    "An error naming the listed images the folder lacks (the first few, and how many)."
+    lost = [str(f) for f in files if not f.is_file()]
+    if lost: raise FileNotFoundError(f"{where}: {len(lost)} listed image(s) are not in the folder, e.g. {lost[:5]}")
+
+def _as_task_table(df:pd.DataFrame, root)->pd.DataFrame:
+    "A DataFrame with the task columns first (path, label, group, split, item), then its extras."
+    df = df[[*TASK_COLUMNS, *[c for c in df.columns if c not in TASK_COLUMNS]]].reset_index(drop=True)
+    df['label'] = df['label'].astype(int); df['group'] = df['group'].astype(str)
+    df.attrs['root'] = str(root)
+    return df
+
+def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fold-cv.csv
+                folds:str|None='publisher', # 'publisher': the `fold_file`'s kFold as the `fold` column; None: no fold column
+                fold_file:str='5-fold-cv.csv', # the publisher's fold table (`10-fold-cv.csv` for ten folds)
+                image_dir:str='images', # the sub-folder of images (`ID.png`)
+               )->pd.DataFrame:
+    "BUS-BRA task table: malignant 1, benign 0 (biopsy); group = Case (patient); publisher's folds as `fold`."
+    if folds not in ('publisher', None): raise ValueError(f"folds must be 'publisher' or None, got {folds!r}")
+    root = Path(root); csv = _need_file(root/'bus_data.csv', 'BUS-BRA table')
+    d = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    _check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
+    path = d.Pathology.str.strip().str.lower()
+    bad = path[~path.isin(['benign', 'malignant'])]
+    if len(bad): raise ValueError(f"{csv} row {bad.index[0]+2} ({d.ID[bad.index[0]]}): Pathology must be benign or malignant, got {d.Pathology[bad.index[0]]!r}")
+    dup = d.ID[d.ID.duplicated(keep=False)]
+    if len(dup): raise ValueError(f"{csv}: ID {dup.iloc[0]!r} is listed {len(dup[dup == dup.iloc[0]])} times (rows {[i+2 for i in dup.index[dup == dup.iloc[0]]]})")
+    files = [root/image_dir/(i if Path(i).suffix.lower() in IMAGE_EXTS else i + '.png') for i in d.ID.str.strip()]
+    _missing_images(files, str(csv))
+    opt = lambda c: d[c].str.strip() if c in d.columns else ''
+    df = pd.DataFrame(dict(path=[str(f) for f in files], label=(path == 'malignant').astype(int).values,
+                           group=d.Case.str.strip().values, split='', item=[str(f.relative_to(root)) for f in files],
+                           pathology=path.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
+    if folds == 'publisher':
+        ff = _need_file(root/fold_file, 'BUS-BRA fold table')
+        k = pd.read_csv(ff, dtype=str, keep_default_na=False)
+        _check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
+        kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
+        lost = [i for i in d.ID.str.strip() if i not in kf.index]
+        if lost: raise ValueError(f"{ff}: {len(lost)} image(s) of {csv.name} have no fold, e.g. {lost[:5]}")
+        df['kfold'] = kf.loc[d.ID.str.strip()].astype(int).values
+        df['fold'] = df.kfold.rank(method='dense').astype(int) - 1
+        split = df.groupby('group').fold.nunique()
+        if split.max() > 1: raise ValueError(f"{ff}: patient (Case) {split.idxmax()!r} is in more than one fold")
+    return _as_task_table(df, root)
+
+# %% ../nbs/03_data.ipynb #cfdfe8d1
+def read_kneeoa(root:str|Path, # the folder holding the grade folders 0/..4/ (or its parent with task/)
+                threshold:int=2, # label 1 = KL grade >= threshold
+               )->pd.DataFrame:
+    "Knee radiograph task table: label = KL >= threshold; group = patient (the leading digits of the file name)."
+    root = Path(root)
+    if (root/'task').is_dir() and not any((root/str(k)).is_dir() for k in range(5)): root = root/'task'
+    if not root.is_dir(): raise FileNotFoundError(f"knee data folder {root} does not exist")
+    grades = sorted((int(d.name), d) for d in root.iterdir() if d.is_dir() and d.name.isdigit())
+    if not grades: raise FileNotFoundError(f"{root} has no grade folders 0/..4/")
+    if not isinstance(threshold, (int, np.integer)) or not 1 <= threshold <= max(g for g, _ in grades):
+        raise ValueError(f"threshold must be an int grade in 1..{max(g for g, _ in grades)}, got {threshold!r}")
+    rows, seen = [], {}
+    for g, d in grades:
+        for f in _images_in(d):
+            m = re.match(r'^(\d+)([LR]?)', f.stem, re.I)
+            if m is None: raise ValueError(f"{f}: the file name does not start with the patient's digits")
+            if f.stem in seen: raise ValueError(f"knee {f.stem!r} is filed under two grades: {seen[f.stem]} and {f}")
+            seen[f.stem] = f
+            rows.append((str(f), int(g >= threshold), m.group(1), '', str(f.relative_to(root)), g, m.group(2).upper()))
+    df = _task_table(rows, root, extra=('kl', 'side'))
+    if df.label.nunique() < 2: raise ValueError(f"{root}: every knee is on one side of KL >= {threshold}: a one-class task")
+    return df
 
 # %% ../nbs/03_data.ipynb #391f5d72
 MRNET_PLANES, MRNET_TASKS = ('sagittal', 'coronal', 'axial'), ('acl', 'meniscus', 'abnormal')
@@ -642,15 +752,84 @@ def show_task(df:pd.DataFrame, # a task table
     titles = [f"{r[title_col]}\n{str(r.group)[-14:]}" for _, r in df.iloc[:n].iterrows()]
     return show_images(x, titles, ncols=n, **kwargs)
 
+# %% ../nbs/03_data.ipynb #81cfca18
+_HASH_CACHE = {}
+
+def content_hash(path:str|Path)->str:
+    "SHA-256 of an image's content: the file's bytes, or the array an `npz::split/i` reference points to."
+    s = str(path)
+    if '::' in s and s.split('::', 1)[0].endswith('.npz'):
+        a = np.ascontiguousarray(_npz_array(s))
+        return hashlib.sha256(f'{a.dtype.str}{a.shape}'.encode() + a.tobytes()).hexdigest()
+    try: st = os.stat(s)
+    except FileNotFoundError: raise FileNotFoundError(f"image file {s} does not exist (needed to look for duplicates)") from None
+    key = (s, st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE: _HASH_CACHE[key] = sha256_file(s)
+    return _HASH_CACHE[key]
+
+def array_hashes(x)->list:
+    "SHA-256 of each item of a tensor / array (N, ...) or a list of them (images already in memory)."
+    out = []
+    for a in x:
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+        out.append(hashlib.sha256(f'{a.dtype.str}{a.shape}'.encode() + a.tobytes()).hexdigest())
+    return out
+
+def _describe_row(df, i, cols):
+    r = df.loc[i]
+    return f"row {i} ({', '.join(f'{c} {r[c]!r}' if c == cols[0] else f'{c} {r[c]}' for c in cols)})"
+
+def check_duplicates(df:pd.DataFrame, # a task table
+                     on:str='error', # 'error', 'drop' (copies that agree: keep the first; that conflict: drop all) or 'keep' (no check)
+                     hashes:Sequence[str]|None=None, # one content hash per row (default: `content_hash` of `path_col`)
+                     path_col:str='path', label_col:str='label', group_col:str='group', fold_col:str='fold',
+                     what:str='task table', # how messages name the table
+                    )->pd.DataFrame:
+    "`df` if no two rows hold the same image; else an error naming both rows, or `df` without the copies (`on='drop'`)."
+    if on not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {on!r}")
+    if on == 'keep' or len(df) < 2: return df
+    if hashes is None:
+        if path_col not in df.columns: raise KeyError(f"{what} has no column '{path_col}' to look for duplicate images; pass duplicates='keep' to skip the check")
+        hashes = [content_hash(p) for p in df[path_col]]
+    if len(hashes) != len(df): raise ValueError(f"{len(hashes)} hashes for the {len(df)} rows of the {what}")
+    h = pd.Series(list(hashes), index=df.index)
+    dup = h[h.duplicated(keep=False)]
+    if len(dup) == 0: return df
+    cols = [c for c in (path_col, label_col, group_col, fold_col) if c in df.columns]
+    sets = [list(ix) for _, ix in dup.groupby(dup, sort=False).groups.items()]
+    conflict = lambda ix: label_col in df.columns and df.loc[ix, label_col].nunique() > 1
+    if on == 'error':
+        lines = [f"{' and '.join(_describe_row(df, i, cols) for i in ix)} are the same image (sha256 {h[ix[0]][:12]})"
+                 + (f": conflicting labels {sorted(df.loc[ix, label_col].unique().tolist())}" if conflict(ix) else '')
+                 + (f", in folds {sorted(df.loc[ix, fold_col].unique().tolist())}" if fold_col in df.columns and df.loc[ix, fold_col].nunique() > 1 else '')
+                 for ix in sets[:5]]
+        raise ValueError(f"{what}: {len(sets)} image(s) appear in more than one row ({len(dup)} rows); "
+                         f"pass duplicates='drop' or 'keep' to go on.\n" + '\n'.join(lines) + ('\n...' if len(sets) > 5 else ''))
+    drop = []
+    for ix in sets:
+        bad = conflict(ix)
+        for i in (ix if bad else ix[1:]):
+            drop.append(dict(row=i, **{c: df.loc[i, c] for c in [*cols, *(['item'] if 'item' in df.columns else [])]}, sha256=h[i], copy_of=ix[0],
+                             reason='conflicting labels' if bad else 'duplicate'))
+    rep = pd.DataFrame(drop)
+    warnings.warn(f"{what}: dropped {len(rep)} row(s) holding an image of another row: "
+                  f"{(rep.reason == 'duplicate').sum()} copies, {(rep.reason != 'duplicate').sum()} with conflicting labels "
+                  f"(e.g. {rep[path_col].head(3).tolist() if path_col in rep else rep.row.head(3).tolist()}); see df.attrs['duplicates']")
+    out = df.drop(index=rep.row.tolist())
+    out.attrs = {**df.attrs, 'duplicates': rep}
+    return out
+
 # %% ../nbs/03_data.ipynb #d65855f9
 def make_folds(df:pd.DataFrame, # a task table
                n_splits:int=5, seed:int=0,
                group_col:str='group', # rows of one group always share a fold
                label_col:str='label', # stratify on this column
+               duplicates:str='error', # rows holding the same image: 'error', 'drop' or 'keep' (see `check_duplicates`)
               )->pd.DataFrame:
-    "A copy of `df` with an int column `fold` (0..n_splits-1): seeded, stratified, grouped."
+    "A copy of `df` with an int column `fold` (0..n_splits-1): seeded, stratified, grouped; no image in two rows."
     from sklearn.model_selection import StratifiedGroupKFold
     _check_columns(df, [group_col, label_col], what='task table')
+    df = check_duplicates(df, duplicates, group_col=group_col, label_col=label_col)
     _check_enough_groups(df, n_splits, group_col, label_col)
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     fold = np.full(len(df), -1)

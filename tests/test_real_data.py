@@ -3,7 +3,7 @@ import warnings
 import numpy as np, pandas as pd, pytest, torch
 from modan_nb.core import shared_data_dir
 from modan_nb.data import (read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, pretrain_dls,
-                           read_medmnist, task_tensor, load_image)
+                           read_medmnist, task_tensor, load_image, read_busbra, read_kneeoa, TASK_COLUMNS, check_duplicates)
 
 SHARED = shared_data_dir()
 
@@ -17,6 +17,11 @@ def test_busi_counts():
     assert b.label.value_counts().to_dict() == {0: 570, 1: 210}
     assert read_busi(root, include_normal=False).label.value_counts().to_dict() == {0: 437, 1: 210}
     assert b.group.is_unique                                # BUSI has no patient ids: one group per image
+    # benign (433) and malignant (145) are one file under both labels: refused, or both dropped on request
+    with pytest.raises(ValueError, match=r"benign \(433\).*malignant \(145\).*conflicting labels \[0, 1\]"): check_duplicates(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); c = check_duplicates(b, on='drop')
+    assert len(c) == 778 and sorted(c.attrs['duplicates'].item) == ['benign/benign (433).png', 'malignant/malignant (145).png']
     x = task_tensor(b.iloc[:4], 64)
     assert x.shape == (4, 1, 64, 64) and x.dtype == torch.uint8
 
@@ -28,13 +33,16 @@ def test_ddti_counts_and_grouped_folds(tmp_path):
     # two labelled negatives of the shared copy (362_1(1), 362_1(2)) have no crop on disk: left out and reported
     assert d.label.value_counts().to_dict() == {1: 386, 0: 72 - len(d.attrs['missing'])}
     assert sorted(m['name'] for m in d.attrs['missing']) == ['362_1(1)', '362_1(2)']
-    f = make_folds(d, 5, seed=0)
+    with pytest.raises(ValueError, match=r"348_1\(1\)\.png"): make_folds(d, 5, seed=0)   # identical crops of one case
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); f = make_folds(d, 5, seed=0, duplicates='drop')
+    assert len(f) == len(d) - 9 and set(f.attrs['duplicates'].reason) == {'duplicate'}
     assert f.groupby('group').fold.nunique().max() == 1     # no case on both sides of a split
     for k in range(5):
         assert not set(f.group[f.fold == k]) & set(f.group[f.fold != k])
         assert f.label[f.fold == k].nunique() == 2
     save_folds(f, tmp_path/'ddti_folds.csv')
-    assert load_folds(tmp_path/'ddti_folds.csv', d).fold.tolist() == f.fold.tolist()
+    assert load_folds(tmp_path/'ddti_folds.csv', d.loc[f.index]).fold.tolist() == f.fold.tolist()
     tr = f[f.fold != 0]
     s1, s10 = subsample_fraction(tr, 0.01, seed=0), subsample_fraction(tr, 0.1, seed=0)
     assert set(s1.index) <= set(s10.index) and (s1.label.value_counts() >= 2).all()
@@ -62,3 +70,31 @@ def test_medmnist(name, counts):
     z = np.load(npz)
     assert (load_image(m.path[0]) == z['train_images'][0]).all()
     assert task_tensor(m.iloc[:8], 28).shape == (8, 1, 28, 28)
+
+def test_busbra_counts_and_publisher_folds():
+    root = _need('busbra')
+    b = read_busbra(root)
+    assert list(b.columns[:5]) == list(TASK_COLUMNS)
+    assert (len(b), b.group.nunique()) == (1875, 1064)
+    assert b.label.value_counts().to_dict() == {0: 1268, 1: 607}
+    assert sorted(b.fold.unique()) == [0, 1, 2, 3, 4] and sorted(b.kfold.unique()) == [1, 2, 3, 4, 5]
+    assert b.groupby('group').fold.nunique().max() == 1       # the publisher's folds are patient-wise
+    assert len(check_duplicates(b)) == 1875                   # no image twice
+    assert b.fold.value_counts().sort_index().tolist() == [376, 385, 366, 365, 383]
+    assert 'fold' not in read_busbra(root, folds=None).columns
+    f = make_folds(read_busbra(root, folds=None), 5, seed=0)
+    assert f.groupby('group').fold.nunique().max() == 1
+    assert task_tensor(b.iloc[:3], 64).shape == (3, 1, 64, 64)
+
+def test_kneeoa_counts_and_patient_folds():
+    root = _need('kneeoa', 'task')
+    k = read_kneeoa(root)
+    # the shared README says 400 / 400; the grade folders hold 342/158/181/95/24, so KL >= 2 is 300 of 800
+    assert (len(k), k.group.nunique()) == (800, 400)
+    assert k.kl.value_counts().sort_index().tolist() == [342, 158, 181, 95, 24]
+    assert k.label.value_counts().to_dict() == {0: 500, 1: 300}
+    assert (k.groupby('group').size() == 2).all() and set(k.side) == {'L', 'R'}
+    assert len(check_duplicates(k)) == 800                      # no image twice
+    f = make_folds(k, 5, seed=0)
+    assert f.groupby('group').fold.nunique().max() == 1         # both knees of a patient fall in one fold
+    assert read_kneeoa(root.parent).equals(k)                   # the parent folder (with task/) reads the same

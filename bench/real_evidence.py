@@ -14,7 +14,7 @@ every finished unit is on disk). Writes its run folder (data/runs/real_evidence)
     python bench/real_evidence.py [--size 32] [--epochs 12] [--per-pair 120] [--folds 5] [--repeats 3] [--fresh]
 """
 from __future__ import annotations
-import argparse, copy, json, os, shutil, sys, time
+import argparse, copy, json, os, re, shutil, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -102,6 +102,20 @@ def build_encoder(method:str, table:pd.DataFrame, shared:Path, run:Path, a)->Pat
         log(f"  pretrained {method}: {info['epochs_this_call']} epochs in {secs:.0f} s ({info['views_per_s']} views/s)")
     atomic_write(info_f, json.dumps(info, indent=1))
     return save_encoder(path, enc.cpu(), meta, **{k: v for k, v in info.items() if v is not None})
+
+def pretrain_speed(run:Path, n_images:int, bs:int)->dict:
+    "Views per second of each pretraining over all its epochs (history.csv's epoch times), resumed calls included."
+    out = {}
+    for m, slug in METHODS.items():
+        f = run/'pretrain'/method_slug(m)/'history.csv'
+        if slug is None or not f.is_file(): continue
+        h = pd.read_csv(f, dtype=str)   # rows without a validation loss have one field fewer: the time is the field like mm:ss
+        times = [next((v for v in r if isinstance(v, str) and re.fullmatch(r'\d+:\d\d', v)), None) for r in h.itertuples(index=False)]
+        if any(t is None for t in times): out[m] = None; continue
+        secs = sum(int(t.split(':')[0])*60 + int(t.split(':')[1]) for t in times)
+        views = len(h) * (n_images//bs) * bs * (1 if slug == 'ce' else 2)
+        out[m] = round(views/secs, 1) if secs else None
+    return out
 
 def loss_curves(run:Path)->pd.DataFrame:
     "Per-epoch training loss of every pretrained method (from its history.csv)."
@@ -267,7 +281,8 @@ def fold_mean_table(aucs:pd.DataFrame, protocol:str, fraction:float=1.0)->pd.Dat
     s = d.groupby(['method', 'task', 'repeat'])['auc'].mean().groupby(['method', 'task']).agg(['mean', 'std'])
     out = pd.DataFrame(index=pd.Index([m for m in METHODS if m in set(d.method)], name='method'))
     for t in [t for t in TASK_TITLES if t in set(d.task)]:
-        out[TASK_TITLES[t]] = [f"{s.loc[(m, t), 'mean']:.3f} ({s.loc[(m, t), 'std']:.3f})" if (m, t) in s.index else '' for m in out.index]
+        cell = lambda v: f"{v['mean']:.3f}" + ('' if np.isnan(v['std']) else f" ({v['std']:.3f})")   # no sd from one repeat
+        out[TASK_TITLES[t]] = [cell(s.loc[(m, t)]) if (m, t) in s.index else '' for m in out.index]
     return out
 
 def auto_reading(ci:pd.DataFrame, dl:pd.DataFrame, ext:pd.DataFrame, emb:pd.DataFrame, curves:pd.DataFrame)->list:
@@ -540,12 +555,12 @@ def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, 
          f"- Protocols: sklearn probe (standardised logistic regression, C by grouped inner CV) on frozen features; fine-tuning "
          + ("of the last residual stage (layer4) and a linear head on the frozen, cached layer3 maps (a CPU budget: full fine-tuning of "
             "every layer does not fit)" if a.ft_mode == 'top' else 'of every layer')
-         + f", {a.ft_epochs} epochs, Adam {a.ft_lr}, batch {a.ft_bs}, best epoch on a grouped 20% validation split. "
+         + f", {a.ft_epochs} epoch(s), Adam {a.ft_lr}, batch {a.ft_bs}, best epoch on a grouped 20% validation split. "
          f"{a.folds} grouped stratified folds x up to {a.repeats} repeats (folds fixed, seeds vary; the repeats finished are counted below); scores of a case averaged over repeats, "
          "one score per patient, pooled over folds: AUC with its 95% DeLong interval; paired DeLong against ModAn-MulSupCon, Holm within task and protocol.",
          f"- Label scarcity on {TASK_TITLES[a.scarcity_task]}: 10%, 25% and 100% of the training patients of each fold (stratified); the test folds unchanged.",
-         '- Threads: ' + str(a.threads) + '. Pretraining speed (views per second, this machine, shared with other jobs): '
-         + ', '.join(f"{m} {i.get('views_per_s')}" for m, i in info.items() if i.get('views_per_s')) + '.',
+         '- Threads: ' + str(a.threads) + '. Pretraining speed (views per second over all epochs, this machine, shared with other jobs; '
+         'cross-entropy uses one view per image): ' + ', '.join(f"{m} {v}" for m, v in pretrain_speed(run, len(table), a.bs).items()) + '.',
          f"- Time, summed over every call of this run (min): total {sum(timings.values())/60:.1f}; " + '; '.join(f"{k} {v/60:.1f}" for k, v in timings.items() if v >= 1) + '.', '']
     done = aucs.groupby(['task', 'protocol', 'fraction']).repeat.nunique().rename('repeats finished').reset_index()
     done['task'] = done.task.map(lambda t: TASK_TITLES.get(t, t))

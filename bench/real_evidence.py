@@ -572,7 +572,7 @@ def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, 
         if proto not in set(ci.protocol): continue
         L += [f'## {title}: pooled AUC [95% DeLong CI] (Holm-adjusted paired DeLong p vs {REFERENCE})', '',
               md_table(wide_ci(ci, dl, proto)), '',
-              f'Mean (sd over {a.repeats} repeats) of the mean fold AUC:', '', md_table(fold_mean_table(aucs, proto)), '']
+              'Mean (sd over the repeats finished, when more than one) of the mean fold AUC:', '', md_table(fold_mean_table(aucs, proto)), '']
     sc = ci[ci.task == a.scarcity_task]
     if sc.fraction.nunique() > 1:
         L += [f'## Label scarcity: {TASK_TITLES[a.scarcity_task]}', '']

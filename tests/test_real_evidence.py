@@ -70,7 +70,7 @@ def test_stages_put_cheap_work_first(R):
     a = R.parse(['--repeats', '3'])
     st = R.stages(a, {'busi': 0, 'busbra': 0, 'external': 0})
     assert st[0][:2] == ('sklearn', ['busi', 'busbra']) and st[1][:2] == ('sklearn', ['external'])
-    assert [s[0] for s in st[:4]] == ['sklearn', 'sklearn', 'finetune', 'finetune']
+    assert [s[0] for s in st[:6]] == ['sklearn']*3 + ['finetune']*3 and st[2][1:3] == (['busbra'], (0.1, 0.25, 1.0))   # busbra: the scarcity task
     assert [s[3] for s in st] == sorted(s[3] for s in st)   # repeats grow stage by stage
 
 def test_benchmark_end_to_end_and_resume(R, shared, tmp_path):

@@ -346,7 +346,7 @@ def plot_auc(ci:pd.DataFrame, path:Path):
     protos = [p for p in ('sklearn', 'finetune') if p in set(d.protocol)]
     tasks = [t for t in TASK_TITLES if t in set(d.task)]
     ms = [m for m in METHODS if m in set(d.method)]
-    fig, axs = plt.subplots(1, len(protos), figsize=(5*len(protos), 2.8), dpi=100, squeeze=False, sharey=True)
+    fig, axs = plt.subplots(1, len(protos), figsize=(5*len(protos) + 1.5, 2.8), dpi=100, squeeze=False, sharey=True)
     w = 0.8/len(ms)
     for ax, p in zip(axs[0], protos):
         for k, m in enumerate(ms):
@@ -356,7 +356,7 @@ def plot_auc(ci:pd.DataFrame, path:Path):
         ax.set_xticks(range(len(tasks))); ax.set_xticklabels([TASK_TITLES[t] for t in tasks], fontsize=8)
         ax.set_title(p, fontsize=9); ax.axhline(0.5, color='grey', lw=0.5); ax.tick_params(labelsize=8)
     axs[0][0].set_ylabel('pooled AUC, 95% DeLong CI', fontsize=8)
-    axs[0][-1].legend(fontsize=7, loc='lower right')
+    axs[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))   # outside: no point hidden
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 def plot_scarcity(sc:pd.DataFrame, path:Path, title:str):

@@ -17,12 +17,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, StratifiedGroupKFold, cross_val_score
+from scipy.stats import spearmanr
 from .core import IN_TEST
 from .transfer import extract_features
 
 # %% auto #0
 __all__ = ['load_table_images', 'method_features', 'pair_labels', 'fixed_palette', 'silhouette', 'knn_accuracy',
-           'embedding_metrics', 'umap_coords', 'plot_umap_panels']
+           'embedding_metrics', 'pair_jaccard', 'pair_centroid_similarity', 'pair_jaccard_correlation',
+           'metadata_alignment', 'umap_coords', 'plot_umap_panels']
 
 # %% ../nbs/09_umap.ipynb #7f6efbf5
 def load_table_images(table:pd.DataFrame|str|Path, # a table with a `path` column, or its CSV
@@ -95,27 +97,95 @@ def knn_accuracy(X:np.ndarray, # (N,F) features
     return float(cross_val_score(model, np.asarray(X, dtype=np.float64), labels, cv=splitter, **kw).mean())
 
 # %% ../nbs/09_umap.ipynb #0f670bee
+def _rare_classes(y:np.ndarray, min_rows:int)->np.ndarray:
+    "Mask of the rows whose class has fewer than `min_rows` rows."
+    counts = pd.Series(y).value_counts()
+    return np.isin(y, counts.index[counts < min_rows])
+
 def embedding_metrics(features:dict, # method name -> (N,F) features, same rows as `meta`
                       meta:pd.DataFrame, # one row per image: the label columns (and `group` for grouped k-NN CV)
                       targets:Sequence[str]=('modality', 'anatomy', 'pair', 'label'), # columns to score ('pair' is built)
                       k:int=5, cv:int=5, seed:int=0,
                       sample_size:int|None=2000, # silhouette subsample
+                      min_rows:int=2, # classes with fewer rows are left out of the k-NN score (counted in `n_left_out`)
                      )->pd.DataFrame:
-    "Tidy table (method, target, n_classes, silhouette, knn_acc, majority): how well each labelling is separated per method."
+    "Tidy table (method, target, n_classes, n_left_out, silhouette, knn_acc, majority): how well each labelling is separated per method."
     meta = meta.reset_index(drop=True)
     if 'pair' in targets and 'pair' not in meta.columns and {'modality', 'anatomy'} <= set(meta.columns): meta = meta.assign(pair=pair_labels(meta))
     groups = meta['group'].astype(str).to_numpy() if 'group' in meta.columns else None
     rows = []
     for name, X in features.items():
         if len(X) != len(meta): raise ValueError(f"method {name!r}: {len(X)} feature rows for {len(meta)} table rows")
+        X = np.asarray(X)
         for t in targets:
             if t not in meta.columns: continue
             y = meta[t].astype(str).to_numpy()
             counts = pd.Series(y).value_counts()
             if len(counts) < 2: continue
-            rows.append(dict(method=name, target=t, n_classes=len(counts), silhouette=silhouette(X, y, sample_size, seed),
-                             knn_acc=knn_accuracy(X, y, k, cv, groups, seed), majority=counts.iloc[0]/len(y)))
+            keep = ~_rare_classes(y, min_rows)   # a class seen once cannot be both trained on and tested
+            yk, gk = y[keep], None if groups is None else groups[keep]
+            knn = knn_accuracy(X[keep], yk, k, cv, gk, seed) if len(np.unique(yk)) >= 2 else float('nan')
+            rows.append(dict(method=name, target=t, n_classes=len(counts), n_left_out=int((~keep).sum()),
+                             silhouette=silhouette(X, y, sample_size, seed), knn_acc=knn, majority=counts.iloc[0]/len(y)))
     return pd.DataFrame(rows)
+
+
+# %% ../nbs/09_umap.ipynb #c1a0e5d2
+def pair_jaccard(a:Sequence, b:Sequence, # the field values of two rows, e.g. ('CT', 'brain') and ('MR', 'brain')
+                 fields:Sequence[str]=('modality', 'anatomy'))->float:
+    "Jaccard index of two rows' metadata sets ({'modality=CT', 'anatomy=brain'}, ...), as in the ModAn-MulSupCon loss."
+    A, B = ({f'{f}={v}' for f, v in zip(fields, r)} for r in (a, b))
+    return len(A & B) / len(A | B)
+
+def pair_centroid_similarity(X:np.ndarray, # (N,F) features
+                             meta:pd.DataFrame, # one row per image, with the `fields`
+                             fields:Sequence[str]=('modality', 'anatomy'),
+                            )->pd.DataFrame:
+    "One row per two (modality, anatomy) pairs: cosine similarity of their centroids (standardised, L2-normalised features) and their Jaccard index."
+    meta = meta.reset_index(drop=True)
+    if len(X) != len(meta): raise ValueError(f"{len(X)} feature rows for {len(meta)} table rows")
+    pair = pair_labels(meta, fields).to_numpy()
+    Z = StandardScaler().fit_transform(np.asarray(X, dtype=np.float64))
+    Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+    names = sorted(set(pair))
+    if len(names) < 3: raise ValueError(f"need at least 3 (modality, anatomy) pairs for a correlation, got {names}")
+    C = np.stack([Z[pair == n].mean(0) for n in names])
+    C = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+    vals = {n: tuple(meta.loc[pair == n, list(fields)].astype(str).iloc[0]) for n in names}
+    rows = [dict(pair_a=a, pair_b=b, similarity=float(C[i] @ C[j]), jaccard=pair_jaccard(vals[a], vals[b], fields))
+            for i, a in enumerate(names) for j, b in enumerate(names) if i < j]
+    return pd.DataFrame(rows)
+
+def pair_jaccard_correlation(X:np.ndarray, # (N,F) features
+                             meta:pd.DataFrame, # one row per image, with the `fields`
+                             fields:Sequence[str]=('modality', 'anatomy'),
+                            )->dict:
+    "Spearman rho (and p) between pair-centroid similarity and the pairs' Jaccard index, and the mean similarity of related and unrelated pairs."
+    t = pair_centroid_similarity(X, meta, fields)
+    if t['jaccard'].nunique() < 2: raise ValueError("every two pairs have the same Jaccard index: no rank correlation to compute")
+    rho, p = spearmanr(t['similarity'], t['jaccard'])
+    return dict(spearman=float(rho), p=float(p), n_pair_pairs=len(t), sim_related=float(t.loc[t.jaccard > 0, 'similarity'].mean()),
+                sim_unrelated=float(t.loc[t.jaccard == 0, 'similarity'].mean()))
+
+
+# %% ../nbs/09_umap.ipynb #c1a0e5d6
+def metadata_alignment(features:dict, # method name -> (N,F) features, same rows as `meta`
+                       meta:pd.DataFrame, # one row per image: the fields (and `group` for grouped k-NN CV)
+                       fields:Sequence[str]=('modality', 'anatomy'),
+                       k:int=5, cv:int=5, seed:int=0,
+                      )->pd.DataFrame:
+    "Per method: k-NN accuracy of each field and of the pair, and the Spearman correlation of pair-centroid similarity with the Jaccard index."
+    meta = meta.reset_index(drop=True).assign(pair=lambda d: pair_labels(d, fields))
+    groups = meta['group'].astype(str).to_numpy() if 'group' in meta.columns else None
+    rows = []
+    for name, X in features.items():
+        if len(X) != len(meta): raise ValueError(f"method {name!r}: {len(X)} feature rows for {len(meta)} table rows")
+        row = dict(method=name)
+        for t in (*fields, 'pair'): row[f'knn_{t}'] = knn_accuracy(X, meta[t], k, cv, groups, seed)
+        row.update(pair_jaccard_correlation(X, meta, fields))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
 
 # %% ../nbs/09_umap.ipynb #2aa99f59
 def umap_coords(features:dict, # method name -> (N,F)

@@ -491,7 +491,8 @@ def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=N
         if r.weights == 'imagenet': info['imagenet_conv1'] = getattr(enc, 'imagenet_conv1', None)
         if method == '165-class': info.update(classes=ce_classes(cfg, table), ce_class=pi.get('ce_class'))
         log(f"  pretrained {method} in {info['seconds']} s")
-    save_encoder(path, enc.cpu(), meta, method=method, **info)
+    # the file holds no timing, so a rebuilt encoder with the same weights is the same file (run_transfer compares file hashes)
+    save_encoder(path, enc.cpu(), meta, method=method, **{k: v for k, v in info.items() if k != 'seconds'})
     rec = dict(key=encoder_key(method, cfg), file_sha256=_file_sha256(path), weights_sha256=weights_sha256(path), info=info)
     if old and old.get('key') == rec['key'] and old.get('weights_sha256') not in (None, rec['weights_sha256']):
         rec['note'] = (f"rebuilt; its weights differ from the encoder that earlier results of this run were made with "

@@ -24,27 +24,29 @@ def _write_text(path:str|Path, text:str)->Path:
 def _write_csv(df:pd.DataFrame, path:str|Path, **kwargs)->Path: return _write_text(path, df.to_csv(**kwargs))
 
 # %% auto #0
-__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'PROTOCOLS', 'TASK_READERS', 'CE_LABELS', 'ALTERNATIVES', 'PAPER_TASKS', 'PAPER_AUC',
-           'PRETRAIN_METHOD', 'RESULT_KEYS', 'RESULT_FILES', 'PROTOCOL_NAMES', 'PROTOCOL_SHORT', 'CORRECTION_NAMES',
-           'ExperimentConfig', 'demo_config', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task',
-           'method_slug', 'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder',
-           'build_encoder', 'build_encoders', 'run_experiment', 'headline_protocols', 'headline_table',
-           'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables', 'figures',
-           'embedding_analysis', 'analyse', 'software_versions', 'write_report', 'summary_text', 'print_summary',
-           'modan_demo', 'modan_run']
+__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'PROTOCOLS', 'TASK_READERS', 'DUPLICATES', 'CE_LABELS', 'ALTERNATIVES', 'RECIPE_NAMES',
+           'PRETRAIN_METHOD', 'IMAGENET_CONV1', 'DEMO_SCALE', 'PAPER_TASKS', 'PAPER_AUC', 'RESULT_KEYS', 'RESULT_FILES',
+           'PROTOCOL_NAMES', 'PROTOCOL_SHORT', 'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network',
+           'transfer_recipe', 'demo_config', 'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks',
+           'read_task', 'method_slug', 'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256',
+           'cached_encoder', 'build_encoder', 'build_encoders', 'run_experiment', 'correction_phrase',
+           'headline_protocols', 'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note',
+           'significance_tables', 'figures', 'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines',
+           'write_report', 'summary_text', 'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
 ALL_METHODS = PAPER_METHODS + ('SupCon',)
 PROTOCOLS = ('finetune', 'linear', 'sklearn')
-TASK_READERS = ('mrnet', 'busi', 'ddti', 'thyroid_folders', 'radimagenet', 'medmnist')
+TASK_READERS = ('mrnet', 'busi', 'busbra', 'ddti', 'kneeoa', 'thyroid_folders', 'radimagenet', 'medmnist')
+DUPLICATES = ('error', 'drop', 'keep')
 CE_LABELS = ('label', 'pair')
 ALTERNATIVES = ('two-sided', 'greater', 'less')
 
 def _reader(name:str):
     "The `modan_nb.data` reader a task spec names."
     from modan_nb import data
-    return {'mrnet': data.read_mrnet, 'busi': data.read_busi, 'ddti': data.read_ddti, 'thyroid_folders': data.read_thyroid_folders,
+    return {'mrnet': data.read_mrnet, 'busi': data.read_busi, 'busbra': data.read_busbra, 'ddti': data.read_ddti, 'kneeoa': data.read_kneeoa, 'thyroid_folders': data.read_thyroid_folders,
             'radimagenet': data.read_radimagenet_split, 'medmnist': data.read_medmnist}[name]
 
 def _as_int(key, v):
@@ -72,8 +74,8 @@ def _as_str_list(key, v):
         raise ValueError(f"{key}: expected a list of names, got {v!r}")
     return list(v)
 
-_INTS = ('n_folds', 'repeats', 'pretrain_size', 'pretrain_epochs', 'pretrain_bs', 'task_size', 'ft_epochs', 'ft_bs', 'ft_step', 'embed_max', 'seed')
-_MINS = dict(n_folds=2, repeats=1, pretrain_size=8, pretrain_epochs=1, pretrain_bs=2, task_size=8, ft_epochs=1, ft_bs=2, ft_step=1, embed_max=20, seed=0)
+_INTS = ('n_folds', 'repeats', 'pretrain_size', 'task_size', 'ft_epochs', 'ft_bs', 'ft_step', 'embed_max', 'seed')
+_MINS = dict(n_folds=2, repeats=1, pretrain_size=8, task_size=8, ft_epochs=1, ft_bs=2, ft_step=1, embed_max=20, seed=0)
 
 @dataclass
 class ExperimentConfig:
@@ -89,10 +91,17 @@ class ExperimentConfig:
     repeats:int=10 # the whole k-fold procedure repeated with the splits unchanged
     fractions:list=field(default_factory=lambda: [1.0]) # label fractions of the training folds
     arch:str='resnet18'
-    stem:str='paper' # 'paper' (3x3 stride-1, single channel) or 'torchvision' (7x7 stride 2; ImageNet weights need it)
+    recipe:str='paper' # the preset of every recipe setting below left null: 'paper' (the paper's text) or 'authors' (what the authors' scripts ran)
+    stem:str|None=None # every method's first layer: 'paper' (3x3 stride 1) or 'torchvision' (7x7 stride 2, the authors'); null: the recipe's
+    normalize:bool|None=None # input normalisation inside the encoder (paper: yes; authors: no, ToTensor only); null: the recipe's
+    pretrain_head:str|None=None # projection head of the contrastive methods (`models.HEADS`: mlp, mlp_nobn, fc1000); null: each method's recipe
+    pretrain_schedule:str|None=None # pretraining lr schedule (`learner.SCHEDULES`); null: each method's recipe
+    crop_scale:list|None=None # the random resized crop's area range [lo, hi]; null: the recipe's (paper [0.2, 1], authors [0.08, 1])
+    imagenet_conv1:str|None=None # ImageNet weights' first layer: 'fold' (RGB summed, where the stem allows) or 'random'; null: the recipe's
+    pretrain_overrides:dict=field(default_factory=dict) # method -> {PretrainRecipe field: value}, e.g. {SimCLR: {lr: 0.5}}
     pretrain_size:int=224
-    pretrain_epochs:int=1000
-    pretrain_bs:int=256
+    pretrain_epochs:int|None=None # null: each method's recipe (paper 1000, authors 200)
+    pretrain_bs:int|None=None # null: each method's recipe (256; the authors' 165-class 32)
     pretrain_max_images:int|None=None # cap the pretraining set (demo)
     ce_label:str='label' # the cross-entropy baseline's class: 'label' (the table's label column, with the pair) or 'pair' (modality, anatomy)
     task_size:int=224
@@ -100,6 +109,14 @@ class ExperimentConfig:
     ft_bs:int=32
     ft_lr:float=1e-4
     ft_step:int=5 # StepLR step (epochs); gamma 0.1
+    select:str|None=None # the fine-tuned epoch tested: 'best' (validation AUC, the paper) or 'last' (the authors); null: the recipe's
+    valid_frac:float|None=None # training patients held out to choose the epoch (0: none); null: the recipe's (paper 0.2, authors 0)
+    probe_lr:float|None=None # linear probing Adam lr; null: the recipe's (paper: ft_lr, authors 1e-3)
+    probe_bn:str|None=None # linear probing BatchNorm: 'eval' (paper) or 'train' (authors); null: the recipe's
+    ft_head:str|None=None # fine-tuning head: 'linear' or 'features_as_logits' (authors); null: the recipe's
+    probe_head:str|None=None # linear probing head: 'linear' or 'two_logit' (authors); null: the recipe's
+    task_normalize:str|None=None # downstream input normalisation: 'encoder' or 'none' (authors); null: the recipe's
+    duplicates:str='error' # images that occur twice in a task table: 'error', 'drop' or 'keep' (a task spec may set its own)
     alternative:str='two-sided' # Wilcoxon alternative; the authors' code used 'greater'
     correction:str='holm' # multiple-comparison correction (statsmodels method name)
     umap:bool=True
@@ -140,7 +157,7 @@ class ExperimentConfig:
         if isinstance(self.fractions, (int, float, str)) and not isinstance(self.fractions, bool): self.fractions = [self.fractions]
         if not isinstance(self.fractions, (list, tuple)): raise ValueError(f"fractions: expected a list of numbers, got {self.fractions!r}")
         self.fractions = [_as_float('fractions', f) for f in self.fractions]
-        for k in ('name', 'arch', 'stem', 'ce_label', 'alternative', 'correction'):
+        for k in ('name', 'arch', 'ce_label', 'alternative', 'correction', 'duplicates'):
             if not isinstance(getattr(self, k), str): raise ValueError(f"{k}: expected a string, got {getattr(self, k)!r}")
         for k in ('pretrain', 'pretrain_root', 'device'):
             v = getattr(self, k)
@@ -158,19 +175,59 @@ class ExperimentConfig:
         if any(not 0 < f <= 1 for f in self.fractions): raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
         from modan_nb.models import ARCHS
         if self.arch not in ARCHS: raise ValueError(f"arch: {self.arch!r} is not one of {list(ARCHS)}")
-        if self.stem not in ('paper', 'torchvision'): raise ValueError(f"stem: {self.stem!r} is not 'paper' or 'torchvision'")
+        if self.duplicates not in DUPLICATES: raise ValueError(f"duplicates: {self.duplicates!r} is not one of {list(DUPLICATES)}")
         if self.ce_label not in CE_LABELS: raise ValueError(f"ce_label: {self.ce_label!r} is not one of {list(CE_LABELS)}")
         if self.alternative not in ALTERNATIVES: raise ValueError(f"alternative: {self.alternative!r} is not one of {list(ALTERNATIVES)}")
-        from statsmodels.stats.multitest import multipletests
-        try: multipletests([0.5], method=self.correction)
+        from modan_nb.stats import adjust_pvalues
+        try: adjust_pvalues([0.5], self.correction)
         except ValueError: raise ValueError(f"correction: {self.correction!r} is not a statsmodels multipletests method (e.g. 'holm', 'bonferroni', 'fdr_bh')") from None
         if self.device is not None:
             import torch
             try: torch.device(self.device)
             except (RuntimeError, TypeError): raise ValueError(f"device: {self.device!r} is not a torch device name") from None
+        self._check_recipe_settings()
         for t, spec in self.tasks.items(): _check_task_spec(t, spec, check_paths)
         if check_paths: self.check_paths()
         return self
+
+    def _check_recipe_settings(self):
+        "Each recipe key: its type and allowed values (null keeps the recipe's); then every method's recipe is built once."
+        from modan_nb.learner import SCHEDULES, PretrainRecipe
+        from modan_nb.models import HEADS
+        if self.recipe not in RECIPE_NAMES: raise ValueError(f"recipe: {self.recipe!r} is not one of {list(RECIPE_NAMES)}")
+        for k in ('pretrain_epochs', 'pretrain_bs'):
+            v = getattr(self, k)
+            if v is not None:
+                setattr(self, k, _as_int(k, v))
+                if getattr(self, k) < (1 if k == 'pretrain_epochs' else 2): raise ValueError(f"{k}: {v!r} is below its minimum {1 if k == 'pretrain_epochs' else 2}")
+        choices = dict(stem=('paper', 'torchvision'), pretrain_head=tuple(HEADS), pretrain_schedule=tuple(SCHEDULES),
+                       imagenet_conv1=('fold', 'random'), select=('best', 'last'), probe_bn=('eval', 'train'),
+                       ft_head=('linear', 'features_as_logits'), probe_head=('linear', 'two_logit'), task_normalize=('encoder', 'none'))
+        for k, ok in choices.items():
+            v = getattr(self, k)
+            if v is not None and v not in ok: raise ValueError(f"{k}: {v!r} is not one of {list(ok)} (or null: the recipe's)")
+        if self.normalize is not None and not isinstance(self.normalize, bool): raise ValueError(f"normalize: expected true, false or null, got {self.normalize!r}")
+        if self.crop_scale is not None:
+            cs = self.crop_scale
+            if not isinstance(cs, (list, tuple)) or len(cs) != 2: raise ValueError(f"crop_scale: {cs!r} is not a pair [lo, hi]")
+            self.crop_scale = [_as_float('crop_scale', c) for c in cs]
+            if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1: raise ValueError(f"crop_scale: {cs!r} must be [lo, hi] with 0 < lo <= hi <= 1")
+        for k in ('valid_frac', 'probe_lr'):
+            if getattr(self, k) is not None: setattr(self, k, _as_float(k, getattr(self, k)))
+        if self.valid_frac is not None and not 0 <= self.valid_frac < 1: raise ValueError(f"valid_frac: {self.valid_frac!r} must be in [0, 1)")
+        if self.probe_lr is not None and self.probe_lr <= 0: raise ValueError(f"probe_lr: {self.probe_lr!r} must be > 0")
+        if not isinstance(self.pretrain_overrides, dict): raise ValueError(f"pretrain_overrides: expected a mapping method -> settings, got {self.pretrain_overrides!r}")
+        names = [f.name for f in dataclasses.fields(PretrainRecipe)]
+        for m, ov in self.pretrain_overrides.items():
+            if m not in PRETRAIN_METHOD: raise ValueError(f"pretrain_overrides: {m!r} is not a pretrained method ({list(PRETRAIN_METHOD)})")
+            if not isinstance(ov, dict): raise ValueError(f"pretrain_overrides: {m}: expected a mapping of settings, got {ov!r}")
+            bad = sorted(set(ov) - set(names) | set(ov) & {'method', 'name'})
+            if bad: raise ValueError(f"pretrain_overrides: {m}: unknown setting(s) {bad}; PretrainRecipe's fields: {names[2:]}")
+        for m in PRETRAIN_METHOD:   # every combination checked now, not hours into a run
+            try: pretrain_recipe(m, self)
+            except (ValueError, TypeError) as e: raise ValueError(f"the pretraining recipe of {m} ({self.recipe} with this file's settings): {e}") from None
+        try: transfer_recipe(self)
+        except (ValueError, TypeError) as e: raise ValueError(f"the downstream recipe ({self.recipe} with this file's settings): {e}") from None
 
     def check_paths(self):
         "The pretraining table and folder, when given, must exist (every task root is checked with its spec)."
@@ -187,15 +244,51 @@ def _check_task_spec(name:str, spec, check_paths:bool=True):
         raise ValueError(f"task {name!r}: needs a 'reader' among {list(TASK_READERS)}, got {spec!r}")
     fn = _reader(spec['reader'])
     params = list(inspect.signature(fn).parameters)
-    options = sorted(set(spec) - {'reader', 'root', 'path', 'agg'})
+    options = sorted(set(spec) - {'reader', 'root', 'path', 'agg', 'duplicates'})
     bad = [o for o in options if o not in params[1:]]
     if bad: raise ValueError(f"task {name!r}: reader {spec['reader']!r} ({fn.__name__}) has no option(s) {bad}; its options: {params[1:]}")
+    if spec.get('duplicates', 'error') not in DUPLICATES: raise ValueError(f"task {name!r}: duplicates: {spec['duplicates']!r} is not one of {list(DUPLICATES)}")
     if spec.get('agg') not in (None, 'mean', 'max'): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'mean', 'max' or null")
     root = spec.get('root', spec.get('path'))
     if root is None: raise ValueError(f"task {name!r}: give the data set's 'root' folder (or 'path' for an npz file)")
     if not isinstance(root, (str, Path)): raise ValueError(f"task {name!r}: root: {root!r} is not a path")
     if check_paths and not Path(root).expanduser().exists():
         raise FileNotFoundError(f"task {name!r}: root: {str(root)!r} does not exist (reader {spec['reader']!r})")
+RECIPE_NAMES = ('paper', 'authors')
+PRETRAIN_METHOD = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', '165-class': 'ce'}
+IMAGENET_CONV1 = {'paper': 'fold', 'authors': 'random'}   # the ImageNet baseline's first layer per recipe
+
+def pretrain_recipe(method:str, # a pretrained method, a key of `PRETRAIN_METHOD`
+                    cfg:ExperimentConfig)->PretrainRecipe:
+    "`learner.get_recipe` for `method`: the config's `recipe` preset, then its non-null settings, then `pretrain_overrides[method]`."
+    from modan_nb.learner import get_recipe, METHODS
+    m = PRETRAIN_METHOD[method]
+    ov = dict(arch=cfg.arch, stem=cfg.stem, normalize=cfg.normalize, schedule=cfg.pretrain_schedule, epochs=cfg.pretrain_epochs,
+              bs=cfg.pretrain_bs, crop_scale=None if cfg.crop_scale is None else tuple(cfg.crop_scale))
+    ov = {k: v for k, v in ov.items() if v is not None}
+    if cfg.pretrain_head is not None and METHODS[m]['contrastive']: ov['head'] = cfg.pretrain_head
+    r = get_recipe(m, cfg.recipe, **ov)
+    if cfg.imagenet_conv1 is not None and r.weights == 'imagenet': r = r.replace(conv1=cfg.imagenet_conv1)
+    extra = dict(cfg.pretrain_overrides.get(method, {}))
+    if 'crop_scale' in extra: extra['crop_scale'] = tuple(extra['crop_scale'])
+    if 'milestones' in extra: extra['milestones'] = tuple(extra['milestones'])
+    return r.replace(**extra) if extra else r
+
+def network(cfg:ExperimentConfig)->dict:
+    "The network every method of a run shares: arch, first layer, input normalisation, and ImageNet's first layer."
+    r = pretrain_recipe('ModAn-MulSupCon', cfg)
+    return dict(arch=cfg.arch, stem=r.stem, normalize=r.normalize, conv1=cfg.imagenet_conv1 or IMAGENET_CONV1[cfg.recipe])
+
+def transfer_recipe(cfg:ExperimentConfig):
+    "`transfer.TransferRecipe.paper()` or `.authors()` with the config's sizes and its non-null downstream settings."
+    from modan_nb.transfer import TransferRecipe
+    base = TransferRecipe.authors if cfg.recipe == 'authors' else TransferRecipe.paper
+    kw = dict(size=cfg.task_size, epochs=cfg.ft_epochs, bs=cfg.ft_bs, lr=cfg.ft_lr, step_size=cfg.ft_step, n_folds=cfg.n_folds,
+              repeats=cfg.repeats, fractions=tuple(cfg.fractions))
+    kw.update({k: v for k, v in dict(select=cfg.select, valid_frac=cfg.valid_frac, probe_lr=cfg.probe_lr, probe_bn=cfg.probe_bn,
+                                     head=cfg.ft_head, probe_head=cfg.probe_head, normalize=cfg.task_normalize).items() if v is not None})
+    return base(**kw)
+
 
 # %% ../nbs/10_experiments.ipynb #48681936
 def demo_config(**kwargs)->ExperimentConfig:
@@ -204,6 +297,19 @@ def demo_config(**kwargs)->ExperimentConfig:
              synth=dict(n_per_class=16, mrnet=[40, 12], mrnet_slices=[3, 5], busi=160, ddti=100),
              stem='torchvision', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
              task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, embed_max=200, seed=0)
+    d.update(kwargs)
+    return ExperimentConfig(**d).validate()
+
+DEMO_SCALE = ('n_folds', 'repeats', 'fractions', 'synth', 'pretrain_size', 'pretrain_epochs', 'pretrain_bs', 'pretrain_max_images',
+              'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'embed_max')   # what `demo_scale` takes from `demo_config`
+
+def demo_scale(cfg:ExperimentConfig, # e.g. `ExperimentConfig.from_yaml('configs/authors.yaml', check_paths=False)`
+               **kwargs, # further changes (to shrink it more, in tests)
+              )->ExperimentConfig:
+    "`cfg` with its recipe settings kept, its data swapped for SynthRIN and its sizes, epochs and folds for the demo's; run name `<name>_demo`."
+    demo = demo_config()
+    d = {**asdict(cfg), **{k: getattr(demo, k) for k in DEMO_SCALE}, 'pretrain': None, 'pretrain_root': None, 'tasks': {},
+         'name': f'{cfg.name}_demo', 'device': None}
     d.update(kwargs)
     return ExperimentConfig(**d).validate()
 
@@ -247,14 +353,12 @@ def read_task(spec:dict, # {'reader': ..., 'root' or 'path': ..., other reader o
               name:str='task')->pd.DataFrame:
     "The task table that `spec` describes (the spec is checked first: reader, its options, the root)."
     _check_task_spec(name, spec)
-    spec = dict(spec); reader = spec.pop('reader'); spec.pop('agg', None)
+    spec = dict(spec); reader = spec.pop('reader'); spec.pop('agg', None); spec.pop('duplicates', None)
     root = Path(spec.pop('root', None) or spec.pop('path')).expanduser()
     spec.pop('path', None)
     return _reader(reader)(root, **spec)
 
 # %% ../nbs/10_experiments.ipynb #068accbc
-PRETRAIN_METHOD = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', '165-class': 'ce'}
-
 def method_slug(method:str)->str: return method.lower().replace(' ', '_').replace('-', '_')
 
 def _stratified_sample(key:pd.Series, # one class per row
@@ -278,15 +382,15 @@ def pretrain_table(cfg:ExperimentConfig, run:Path|None=None)->tuple:
         raise ValueError(f"{csv} has no 'label' column, which the cross-entropy baseline (165-class) needs as its class "
                          f"(modality, anatomy, label); set `ce_label: pair` to make the (modality, anatomy) pair the class, "
                          f"or leave 165-class out of `methods`")
-    if cfg.ce_label == 'pair': df = df.assign(label='all', **{'class': df['pair']})   # the pair is the class
     if cfg.pretrain_max_images and len(df) > cfg.pretrain_max_images:
-        df = df.loc[_stratified_sample(df['class'], None, cfg.seed, frac=cfg.pretrain_max_images / len(df))].reset_index(drop=True)
+        key = df['pair'] if cfg.ce_label == 'pair' else df['class']
+        df = df.loc[_stratified_sample(key, None, cfg.seed, frac=cfg.pretrain_max_images / len(df))].reset_index(drop=True)
     return df, root
 
 def ce_classes(cfg:ExperimentConfig, table:pd.DataFrame)->str:
     "What the cross-entropy baseline classified, in words (for the report)."
     what = 'the (modality, anatomy) pair' if cfg.ce_label == 'pair' else "the (modality, anatomy, label) triple"
-    return f"{what}: {table['class'].nunique()} classes"
+    return f"{what}: {table['pair' if cfg.ce_label == 'pair' else 'class'].nunique()} classes"
 
 def _file_sha256(path:Path)->str:
     h = hashlib.sha256()
@@ -298,12 +402,14 @@ _TASK_SYNTH = ('mrnet', 'mrnet_slices', 'busi', 'ddti')   # demo-data options th
 
 def encoder_key(method:str, cfg:ExperimentConfig)->dict:
     "The settings that determine `method`'s encoder (and nothing else): a cached encoder is valid exactly when they match."
-    if method == 'Scratch': return dict(method=method, arch=cfg.arch, stem=cfg.stem, seed=cfg.seed)
-    if method == 'ImageNet': return dict(method=method, arch=cfg.arch, stem='torchvision')
-    k = dict(method=method, recipe=PRETRAIN_METHOD[method], arch=cfg.arch, stem=cfg.stem, seed=cfg.seed,
+    net = network(cfg)
+    if method == 'Scratch': return dict(method=method, arch=cfg.arch, stem=net['stem'], normalize=net['normalize'], seed=cfg.seed)
+    if method == 'ImageNet': return dict(method=method, **net)
+    r = pretrain_recipe(method, cfg).as_dict(); r.pop('name')   # the values, not the preset's name: equal recipes share an encoder
+    k = dict(method=method, recipe=r, seed=cfg.seed,
              pretrain=str(cfg.pretrain), pretrain_root=cfg.pretrain_root, synth={k: v for k, v in cfg.synth.items() if k not in _TASK_SYNTH},
              table_sha256=_file_sha256(Path(cfg.pretrain).expanduser()) if cfg.pretrain else None,
-             pretrain_max_images=cfg.pretrain_max_images, size=cfg.pretrain_size, epochs=cfg.pretrain_epochs, bs=cfg.pretrain_bs)
+             pretrain_max_images=cfg.pretrain_max_images, size=cfg.pretrain_size)
     if method == '165-class': k['ce_label'] = cfg.ce_label
     return json.loads(json.dumps(k, default=str))   # plain JSON values, as read back from disk
 
@@ -350,11 +456,13 @@ def _final_loss(learn)->float|None:
     return float(losses[-1]) if losses else None
 
 def _imagenet_encoder(cfg:ExperimentConfig):
-    "torchvision's ImageNet encoder; torch's 'Downloading ...' line is held back, so an offline attempt prints nothing."
+    "The ImageNet encoder on the run's network (its stem; the first layer folded or random, see `network`); torch's 'Downloading ...' line is held back."
+    import warnings
     from modan_nb.models import create_encoder
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        return create_encoder(cfg.arch, 'imagenet', stem='torchvision')
+    net, out = network(cfg), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # "cannot fold into the 3x3 stem": the report says so (`imagenet_conv1`)
+        return create_encoder(net['arch'], 'imagenet', stem=net['stem'], normalize=net['normalize'], conv1=net['conv1'])
 
 def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=None, log=print)->Path:
     "Pretrain (or load, or rebuild) `method`'s encoder and return its cached file; raises with the reason when it cannot be made."
@@ -365,19 +473,26 @@ def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=N
     side = path.with_suffix('.json')
     old = _read_json(side)
     seed_everything(cfg.seed)
-    if method == 'Scratch': enc, meta, info = create_encoder(cfg.arch, None, stem=cfg.stem), None, {}
-    elif method == 'ImageNet': enc, meta, info = _imagenet_encoder(cfg), None, {}
+    net = network(cfg)
+    if method == 'Scratch': enc, meta, info = create_encoder(cfg.arch, None, stem=net['stem'], normalize=net['normalize']), None, {}
+    elif method == 'ImageNet':
+        enc, meta = _imagenet_encoder(cfg), None
+        info = dict(stem=net['stem'], normalize=net['normalize'], imagenet_conv1=enc.imagenet_conv1)
     else:
         if table is None: table, root = pretrain_table(cfg, run)
-        t0 = time.time()
-        learn = pretrain(PRETRAIN_METHOD[method], table, epochs=cfg.pretrain_epochs, bs=cfg.pretrain_bs, size=cfg.pretrain_size,
-                         arch=cfg.arch, stem=cfg.stem, root=root, path=_pretrain_dir(method, cfg, run), resume=True,
-                         seed=cfg.seed, device=cfg.device, progress=False)
+        t0 = time.time(); r = pretrain_recipe(method, cfg)
+        learn = pretrain(PRETRAIN_METHOD[method], table, recipe=r, size=cfg.pretrain_size, root=root, path=_pretrain_dir(method, cfg, run),
+                         resume=True, seed=cfg.seed, device=cfg.device, progress=False,
+                         label_from=cfg.ce_label if method == '165-class' else 'label')
         enc, meta = learn.model.encoder, getattr(learn.dls, 'meta_encoder', None)
-        info = dict(epochs=cfg.pretrain_epochs, seconds=round(time.time()-t0, 1), final_loss=_final_loss(learn))
-        if method == '165-class': info['classes'] = ce_classes(cfg, table)
+        pi = getattr(learn, 'pretrain_info', None) or {}
+        info = dict(recipe=r.name, epochs=r.epochs, stem=r.stem, normalize=r.normalize, head=r.head, schedule=r.schedule,
+                    seconds=round(time.time()-t0, 1), final_loss=_final_loss(learn))
+        if r.weights == 'imagenet': info['imagenet_conv1'] = getattr(enc, 'imagenet_conv1', None)
+        if method == '165-class': info.update(classes=ce_classes(cfg, table), ce_class=pi.get('ce_class'))
         log(f"  pretrained {method} in {info['seconds']} s")
-    save_encoder(path, enc.cpu(), meta, method=method, **info)
+    # the file holds no timing, so a rebuilt encoder with the same weights is the same file (run_transfer compares file hashes)
+    save_encoder(path, enc.cpu(), meta, method=method, **{k: v for k, v in info.items() if k != 'seconds'})
     rec = dict(key=encoder_key(method, cfg), file_sha256=_file_sha256(path), weights_sha256=weights_sha256(path), info=info)
     if old and old.get('key') == rec['key'] and old.get('weights_sha256') not in (None, rec['weights_sha256']):
         rec['note'] = (f"rebuilt; its weights differ from the encoder that earlier results of this run were made with "
@@ -393,15 +508,17 @@ def build_encoders(cfg:ExperimentConfig, run:Path, log=print)->tuple:
     encoders, not_run = {}, {}
     for m in cfg.methods:
         try: encoders[m] = build_encoder(m, cfg, run, table, root, log)
-        except OSError as e:   # only weights that cannot be had (ImageNet offline); a failing pretraining is a bug and stops the run
-            if m != 'ImageNet': raise
+        except OSError as e:   # only ImageNet weights that cannot be had (offline); a failing pretraining is a bug and stops the run
+            if m != 'ImageNet' and not (m in PRETRAIN_METHOD and pretrain_recipe(m, cfg).weights == 'imagenet'): raise
             not_run[m] = str(e).splitlines()[0]
             log(f"  {m}: not run ({not_run[m].split(':')[0]})")
     return encoders, not_run
 
 # %% ../nbs/10_experiments.ipynb #4fb5c8ff
-RESULT_KEYS = ('name', 'pretrain', 'pretrain_root', 'synth', 'tasks', 'n_folds', 'arch', 'stem', 'pretrain_size', 'pretrain_epochs',
-               'pretrain_bs', 'pretrain_max_images', 'ce_label', 'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'seed')
+RESULT_KEYS = ('name', 'pretrain', 'pretrain_root', 'synth', 'tasks', 'n_folds', 'arch', 'recipe', 'stem', 'normalize', 'pretrain_head',
+               'pretrain_schedule', 'crop_scale', 'imagenet_conv1', 'pretrain_overrides', 'pretrain_size', 'pretrain_epochs',
+               'pretrain_bs', 'pretrain_max_images', 'ce_label', 'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'select',
+               'valid_frac', 'probe_lr', 'probe_bn', 'ft_head', 'probe_head', 'task_normalize', 'duplicates', 'seed')
 RESULT_FILES = ('transfer', 'tables', 'figures', 'aucs.csv', 'report.md')   # what --redo discards (encoders stay)
 
 def _check_run_dir(cfg, run:Path, redo:bool=False, log=print):
@@ -469,10 +586,9 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     for t, df in tasks.items():
         t1 = time.time()
         (run/'transfer'/t).mkdir(parents=True, exist_ok=True)
-        a, s = run_transfer({m: p for m, p in encoders.items()}, df, t, protocols=cfg.protocols, n_folds=cfg.n_folds,
-                            repeats=cfg.repeats, fractions=cfg.fractions, size=cfg.task_size, epochs=cfg.ft_epochs, bs=cfg.ft_bs,
-                            lr=cfg.ft_lr, step_size=cfg.ft_step, seed=cfg.seed, out_dir=run/'transfer'/t, resume=True,
-                            agg=cfg.tasks[t].get('agg'), device=cfg.device, callback=bar)
+        a, s = run_transfer({m: p for m, p in encoders.items()}, df, t, recipe=transfer_recipe(cfg), protocols=cfg.protocols,
+                            seed=cfg.seed, out_dir=run/'transfer'/t, resume=True, agg=cfg.tasks[t].get('agg'),
+                            duplicates=cfg.tasks[t].get('duplicates', cfg.duplicates), device=cfg.device, callback=bar)
         aucs.append(a); scores.append(s); timings[f'task {t}'] = time.time() - t1
         log(f"  task {t}: {len(df)} cases, {len(a)} units ({time.time()-t0:.0f} s since start)")
     aucs, scores = pd.concat(aucs, ignore_index=True), pd.concat(scores, ignore_index=True)
@@ -485,6 +601,10 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
 PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)"}
 PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe'}
 CORRECTION_NAMES = {'holm': 'Holm', 'bonferroni': 'Bonferroni', 'fdr_bh': 'Benjamini-Hochberg', 'holm-sidak': 'Holm-Sidak'}
+
+def correction_phrase(correction:str)->str:
+    "'Holm-corrected', ..., or 'uncorrected' for `correction='none'`."
+    return 'uncorrected' if correction == 'none' else f"{CORRECTION_NAMES.get(correction, correction)}-corrected"
 
 def _not_run_rows(tab:pd.DataFrame, not_run:dict)->pd.DataFrame:
     "Add a row per method that could not run, saying why, so nothing is silently dropped from a table."
@@ -588,11 +708,13 @@ def headline_conclusion(head:pd.DataFrame, # from `headline_table`
     return ' '.join(S)
 
 def linear_recipe_note(cfg:ExperimentConfig, ci:pd.DataFrame)->str:
-    "What the report says of the paper's linear recipe when the headline shows the logistic-regression probe instead (computed)."
+    "What the report says of the linear recipe when the headline shows the logistic-regression probe instead (computed)."
     d = ci[ci.protocol == 'linear']
     if d.empty or 'linear' in headline_protocols(cfg.protocols): return ''
     k = int(((d.auc_lo <= 0.5) & (d.auc_hi >= 0.5)).sum())
-    return (f"The linear probe with the paper's recipe (Adam {cfg.ft_lr:g}, {cfg.ft_epochs} epochs, StepLR {cfg.ft_step}) is reported "
+    tr = transfer_recipe(cfg)
+    return (f"The linear probe with the {cfg.recipe} recipe (Adam {tr.probe_lr or tr.lr:g}, {tr.probe_epochs or tr.epochs} epochs, StepLR {cfg.ft_step}, "
+            f"BatchNorm {tr.probe_bn}) is reported "
             f"here only, not in the printed headline, which shows the logistic-regression probe: {k} of its {len(d)} AUC intervals "
             f"include 0.5 (chance); mean AUC {d.auc.mean():.3f}.")
 
@@ -686,6 +808,33 @@ def _timing_line(timings:dict, total:float|None=None)->str:
     s = ', '.join(f"{k} {v:.0f} s" for k, v in timings.items())
     return s + (f"; in all {total:.0f} s" if total is not None else '')
 
+def recipe_lines(cfg:ExperimentConfig, run:Path, not_run:dict|None=None)->list:
+    "The report's recipe section: the preset, the network every method shares, each pretrained method's recipe, the downstream recipe."
+    net, tr = network(cfg), transfer_recipe(cfg)
+    L = ['## Recipe', '', f"Preset `recipe: {cfg.recipe}`; every method uses one network: {net['arch']}, first layer "
+         f"`{net['stem']}` ({'3x3 stride 1' if net['stem'] == 'paper' else '7x7 stride 2'}), input normalisation "
+         f"{'in the encoder' if net['normalize'] else 'none (ToTensor only)'}.", '']
+    if 'ImageNet' in cfg.methods:
+        if 'ImageNet' in (not_run or {}): L += ["ImageNet baseline: not run (its weights are not available here).", '']
+        else:
+            c1 = ((_read_json(run/'encoders'/'imagenet.json') or {}).get('info') or {}).get('imagenet_conv1')
+            L += [f"ImageNet baseline: ImageNet weights with the run's first layer; that layer is "
+                  + ("ImageNet's own, summed over RGB (folded)." if c1 == 'folded' else
+                     "random (ImageNet's weights cannot be folded into it, or the recipe asks for random, as the authors did).")
+                  + f" (`imagenet_conv1: {c1}`)", '']
+    for m in cfg.methods:
+        if m not in PRETRAIN_METHOD: continue
+        r = pretrain_recipe(m, cfg)
+        L.append(f"- {m}: {r.opt} lr {r.lr:g}, batch {r.bs}, {r.epochs} epochs, schedule {r.schedule}"
+                 + (f" (warm-up {r.warmup_epochs:g} epochs, steps x{r.gamma:g} at {list(r.milestones)})" if r.schedule == 'step' else '')
+                 + f", crop scale {list(r.crop_scale)}, blur p {r.blur_p:g}, augment {r.augment}, head {r.head}, weights {r.weights}"
+                 + (f" (first layer {r.conv1})" if r.weights == 'imagenet' else ''))
+    L += ['', f"Downstream: fine-tuning Adam {tr.lr:g}, StepLR({tr.step_size}, {tr.gamma:g}), {tr.epochs} epochs, batch {tr.bs}, "
+          f"{'the last epoch' if tr.select == 'last' else f'the best validation epoch ({tr.valid_frac:g} of the training patients held out)'}, "
+          f"head {tr.head}; linear probe Adam {tr.probe_lr or tr.lr:g}, BatchNorm {tr.probe_bn}, head {tr.probe_head}; "
+          f"input normalisation {tr.normalize}; duplicates {cfg.duplicates}.", '']
+    return L
+
 def write_report(cfg:ExperimentConfig, res:dict)->Path:
     "A Markdown report of a run: the headline, configuration, versions, paper-style tables beside the paper's, embeddings, figures (written atomically)."
     from modan_nb.stats import markdown_table
@@ -697,16 +846,17 @@ def write_report(cfg:ExperimentConfig, res:dict)->Path:
     corr = CORRECTION_NAMES.get(cfg.correction, cfg.correction)
     if res.get('headline') is not None and len(res['headline']):
         L += ['## Headline', '', f"Pooled out-of-fold AUC per patient (mean score over the {cfg.repeats} repeats) with its 95% DeLong "
-              f"interval; p: paired DeLong test against ModAn-MulSupCon, {corr}-corrected within each task and protocol.", '',
+              f"interval; p: paired DeLong test against ModAn-MulSupCon, {correction_phrase(cfg.correction)} within each task and protocol.", '',
               '```', format_headline(res['headline'], correction=cfg.correction), '```', '', res['conclusion'], '']
     if res.get('linear_note'): L += [res['linear_note'], '']
-    if '165-class' in cfg.methods:
-        ce = (((_read_json(run/'encoders'/'165_class.json') or {}).get('info') or {}).get('classes')
-              or ('the (modality, anatomy) pair' if cfg.ce_label == 'pair' else 'the (modality, anatomy, label) triple'))
-        L += [f"The cross-entropy baseline (165-class) classified {ce} (`ce_label: {cfg.ce_label}`).", '']
-    titles = {'wilcoxon': "mean AUC over repeats (two-sided Wilcoxon p vs ModAn-MulSupCon, the paper's test)" if cfg.alternative == 'two-sided'
-                          else f"mean AUC over repeats (Wilcoxon, alternative={cfg.alternative!r}, p vs ModAn-MulSupCon)",
-              'delong': f'pooled out-of-fold AUC, one score per patient (paired DeLong p vs ModAn-MulSupCon, {corr}-corrected)',
+    if '165-class' in cfg.methods and '165-class' not in res['not_run']:
+        ce_info = ((_read_json(run/'encoders'/'165_class.json') or {}).get('info') or {})
+        ce = ce_info.get('classes') or ('the (modality, anatomy) pair' if cfg.ce_label == 'pair' else 'the (modality, anatomy, label) triple')
+        L += [f"The cross-entropy baseline (165-class) classified {ce}, class `{ce_info.get('ce_class')}` "
+              f"(`pretrain_info['ce_class']`; `ce_label: {cfg.ce_label}`).", '']
+    L += recipe_lines(cfg, run, res['not_run'])
+    titles = {'wilcoxon': f"mean AUC over repeats (Wilcoxon, alternative={cfg.alternative!r}, p vs ModAn-MulSupCon, {correction_phrase(cfg.correction)})",
+              'delong': f'pooled out-of-fold AUC, one score per patient (paired DeLong p vs ModAn-MulSupCon, {correction_phrase(cfg.correction)})',
               'vs_paper': "this run's mean AUC beside the paper's published one"}
     for k, tab in res['tables'].items():
         p, kind = k.split('_', 1)
@@ -762,14 +912,24 @@ def modan_demo(name:str='demo', # run folder under data/runs/
     "Run the whole study at demo scale on SynthRIN (generated if absent): every method, task and protocol, a few minutes on 2 CPU cores."
     _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
 
+def load_run_config(config:str|Path, # an experiment YAML
+                    demo:bool=False, # keep its recipe, swap the data for SynthRIN and the sizes for the demo's (`demo_scale`)
+                    name:str|None=None, # override the run name
+                   )->ExperimentConfig:
+    "What `modan_run` runs: the file's configuration, at demo scale on SynthRIN with `demo` (its data paths are then not needed)."
+    cfg = ExperimentConfig.from_yaml(config, check_paths=not demo)
+    if demo: cfg = demo_scale(cfg)
+    if name: cfg.name = name
+    return cfg
+
 @call_parse
 def modan_run(config:str, # an experiment YAML, e.g. configs/paper.yaml
               name:str=None, # override the configuration's run name
               fresh:bool=False, # delete an earlier run of this name first (default: resume it)
               redo:bool=False, # settings changed since the results were made: discard them, keep the encoders still valid
+              demo:bool=False, # keep the file's recipe, run it on SynthRIN at the demo's sizes, epochs and folds (run name <name>_demo)
              ):
     "Run (or resume) the experiment a YAML configuration describes; writes everything under data/runs/NAME/."
-    try: cfg = ExperimentConfig.from_yaml(config)
+    try: cfg = load_run_config(config, demo, name)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"modan_run: {e}")
-    if name: cfg.name = name
     _run_and_print(cfg, fresh, redo)

@@ -26,7 +26,22 @@ def test_float_read_as_string_is_converted_at_load(tmp_path):
     ('alternative: bigger', "alternative: 'bigger' is not one of"),
     ('correction: holmes', "correction: 'holmes' is not a statsmodels multipletests method"),
     ('ce_label: finding', "ce_label: 'finding' is not one of"),
-    ('stem: resnet', "stem: 'resnet' is not 'paper' or 'torchvision'"),
+    ('stem: resnet', "stem: 'resnet' is not one of ['paper', 'torchvision']"),
+    ('recipe: mine', "recipe: 'mine' is not one of ['paper', 'authors']"),
+    ('select: first', "select: 'first' is not one of ['best', 'last']"),
+    ('probe_bn: frozen', "probe_bn: 'frozen' is not one of ['eval', 'train']"),
+    ('pretrain_head: mlp3', "pretrain_head: 'mlp3' is not one of"),
+    ('pretrain_schedule: linear', "pretrain_schedule: 'linear' is not one of"),
+    ('imagenet_conv1: copy', "imagenet_conv1: 'copy' is not one of ['fold', 'random']"),
+    ('crop_scale: [0.5, 0.2]', "crop_scale: [0.5, 0.2] must be [lo, hi]"),
+    ('crop_scale: 0.2', "crop_scale: 0.2 is not a pair"),
+    ('normalize: sometimes', "normalize: expected true, false or null, got 'sometimes'"),
+    ('valid_frac: 1.0', "valid_frac: 1.0 must be in [0, 1)"),
+    ('probe_lr: 0', "probe_lr: 0.0 must be > 0"),
+    ('duplicates: merge', "duplicates: 'merge' is not one of ['error', 'drop', 'keep']"),
+    ('pretrain_overrides: {SimCLR: {learning_rate: 0.5}}', "pretrain_overrides: SimCLR: unknown setting(s) ['learning_rate']"),
+    ('pretrain_overrides: {MoCo: {lr: 0.5}}', "pretrain_overrides: 'MoCo' is not a pretrained method"),
+    ('pretrain_overrides: {SimCLR: {opt: lamb}}', "the pretraining recipe of SimCLR"),
     ('umap: maybe', "umap: expected true or false, got 'maybe'"),
     ('methods: [Scratch, 3]', "methods: expected a list of names"),
 ])
@@ -104,4 +119,8 @@ def test_ce_baseline_without_labels_needs_ce_label_pair(synth, tmp_path, monkeyp
     res = E.run_experiment(_tiny(synth, 'ce2', ce_label='pair', **kw), progress=False, log=lambda *a: None)
     report = res['report'].read_text()
     n_pairs = table.groupby(['modality', 'anatomy']).ngroups
-    assert f"classified the (modality, anatomy) pair: {n_pairs} classes (`ce_label: pair`)" in report
+    assert f"classified the (modality, anatomy) pair: {n_pairs} classes, class `modality/anatomy`" in report
+    assert "`ce_label: pair`" in report
+    import json
+    info = json.loads((tmp_path/'runs'/'ce2'/'encoders'/'165_class.json').read_text())['info']
+    assert info['ce_class'] == 'modality/anatomy'   # pretrain(..., label_from='pair') was used: the learner's own record

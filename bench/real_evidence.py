@@ -505,12 +505,16 @@ def finish(a, run, out, table, held, full, tasks, info, emb, timings, wall, quie
     ext = external_results(ext_s)
     if len(ext): ext.to_csv(run/'external.csv', index=False)
     curves = loss_curves(run)
-    figs, fd = {}, Path(a.report).parent if a.report else run   # figures beside the report (linked by file name)
-    if len(curves): plot_curves(curves, fd/'real_evidence_loss.png'); figs['Pretraining loss per epoch'] = 'real_evidence_loss.png'
-    plot_auc(ci, fd/'real_evidence_auc.png'); figs['Pooled AUC with 95% DeLong intervals (100% labels)'] = 'real_evidence_auc.png'
+    # the committed report's figures go with the docs' figures (nbs/images/); another report's beside it; no report: the run folder
+    committed = a.report and Path(a.report).resolve() == (BENCH/'real_evidence.out.md').resolve()
+    fd = BENCH.parent/'nbs'/'images' if committed else Path(a.report).parent if a.report else run
+    fd.mkdir(parents=True, exist_ok=True)
+    figs, link = {}, (lambda f: os.path.relpath(fd/f, Path(a.report).resolve().parent) if a.report else f)
+    if len(curves): plot_curves(curves, fd/'real_evidence_loss.png'); figs['Pretraining loss per epoch'] = link('real_evidence_loss.png')
+    plot_auc(ci, fd/'real_evidence_auc.png'); figs['Pooled AUC with 95% DeLong intervals (100% labels)'] = link('real_evidence_auc.png')
     scar = ci[ci.task == a.scarcity_task]
     if scar.fraction.nunique() > 1:
-        plot_scarcity(scar, fd/'real_evidence_scarcity.png', TASK_TITLES[a.scarcity_task]); figs['Label scarcity'] = 'real_evidence_scarcity.png'
+        plot_scarcity(scar, fd/'real_evidence_scarcity.png', TASK_TITLES[a.scarcity_task]); figs['Label scarcity'] = link('real_evidence_scarcity.png')
     if a.report: report(Path(a.report), a, run, table, held, full, tasks, info, curves, aucs, ci, dl, ext, emb, figs, timings, wall)
     if quiet: return
     for proto in ('sklearn', 'finetune'):

@@ -7,16 +7,10 @@ from modan_nb.transfer import run_transfer, UNIT_COLS
 
 torch.set_num_threads(1)
 
-class TinyEncoder(nn.Module):
-    def __init__(self, n_features=4):
-        super().__init__()
-        self.n_features = n_features
-        self.body = nn.Sequential(nn.Conv2d(1, n_features, 3, padding=1), nn.BatchNorm2d(n_features), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    def forward(self, x): return self.body((x - 0.5) / 0.25)
+from _transfer_helpers import TinyEncoder
 
 def encoders():
-    torch.manual_seed(0); return {'A': TinyEncoder()}
+    torch.manual_seed(0); return {'A': TinyEncoder(4)}
 
 def toy_task(n=24, size=8):
     g = torch.Generator().manual_seed(0)

@@ -6,13 +6,7 @@ from modan_nb.transfer import run_transfer, UNIT_COLS, TransferRecipe
 
 torch.set_num_threads(1)
 
-class TinyEncoder(nn.Module):
-    def __init__(self, n_features=8):
-        super().__init__()
-        self.n_features = n_features
-        self.body = nn.Sequential(nn.Conv2d(1, n_features, 3, padding=1), nn.BatchNorm2d(n_features), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    def forward(self, x): return self.body((x - 0.5) / 0.25)
+from _transfer_helpers import TinyEncoder
 
 def encoders():
     torch.manual_seed(0); a = TinyEncoder()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_transfer.ipynb #945217a9
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, inspect, io, json, os, time
+import contextlib, copy, dataclasses, hashlib, io, json, os, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -620,8 +620,7 @@ def _task_folds(df, task, n_folds, seed, out_dir, resume, predefined)->tuple:
         f = None if out_dir is None else Path(out_dir)/f'folds_{task}.csv'
         if f is not None and resume and f.exists(): df = load_folds(f, df)
         else:   # duplicates were checked by `run_transfer` already (with decoded images where no file exists)
-            skip = {'duplicates': 'keep'} if 'duplicates' in inspect.signature(make_folds).parameters else {}
-            df, to_write = make_folds(df, n_splits=n_folds, seed=seed, **skip), f
+            df, to_write = make_folds(df, n_splits=n_folds, seed=seed, duplicates='keep'), f
     if df.groupby('group')['fold'].nunique().max() > 1: raise ValueError(f"task {task!r}: a group is split across folds")
     return df.reset_index(drop=True), to_write
 
@@ -708,33 +707,12 @@ def _case_hashes(cases:pd.DataFrame, inputs)->list:
     return out
 
 def _dedupe(cases:pd.DataFrame, hashes:list, how:str, task:str, predefined:bool)->np.ndarray:
-    "Mask of the cases kept after the duplicate check (`data.check_duplicates` where the data module has it), one fold at a time for predefined splits."
+    "Mask of the cases kept after the duplicate check (`data.check_duplicates`), one fold at a time for predefined splits."
     from modan_nb import data
-    if hasattr(data, 'check_duplicates'):
-        h = pd.Series(list(hashes), index=cases.index)
-        parts = [(f" fold {f}", cases[cases['fold'] == f]) for f in sorted(cases['fold'].unique())] if predefined else [('', cases)]
-        kept = [data.check_duplicates(p, how, hashes=h[p.index].tolist(), path_col='case', what=f"task {task!r}{w}") for w, p in parts]
-        return cases.index.isin(pd.concat([k.index.to_series() for k in kept]))
-    return _dedupe_here(cases, hashes, how, task, predefined)
-
-def _dedupe_here(cases:pd.DataFrame, hashes:list, how:str, task:str, predefined:bool)->np.ndarray:
-    "Mask of the cases kept. Two cases with the same content (within one fold for predefined splits) and another group, another label or the same file are duplicates: an error for `how='error'`, the later one dropped for 'drop', both kept for 'keep' (not the same file twice)."
-    keep, first = np.ones(len(cases), bool), {}
-    desc = lambda i: f"row {i} ({cases['case'].iat[i]!r}, group {cases['group'].iat[i]!r}, label {int(cases['label'].iat[i])})"
-    for i, h in enumerate(hashes):
-        k = (cases['fold'].iat[i] if predefined else None, h)
-        if k not in first: first[k] = i; continue
-        j = first[k]
-        same_file = cases['case'].iat[i] == cases['case'].iat[j]
-        clash = same_file or cases['group'].iat[i] != cases['group'].iat[j] or cases['label'].iat[i] != cases['label'].iat[j]
-        if not clash: continue
-        where = f" in fold {cases['fold'].iat[i]}" if predefined else ''
-        if how == 'error' or (how == 'keep' and same_file):
-            raise ValueError(f"task {task!r}: {desc(j)} and {desc(i)} are the same image{where} (sha256 {h.split(':')[-1][:12]}); "
-                             + ("the same file cannot be kept twice: pass duplicates='drop'" if how == 'keep' else
-                                "pass duplicates='drop' to keep the first only, or 'keep' to keep both"))
-        if how == 'drop': keep[i] = False
-    return keep
+    h = pd.Series(list(hashes), index=cases.index)
+    parts = [(f" fold {f}", cases[cases['fold'] == f]) for f in sorted(cases['fold'].unique())] if predefined else [('', cases)]
+    kept = [data.check_duplicates(p, how, hashes=h[p.index].tolist(), path_col='case', what=f"task {task!r}{w}") for w, p in parts]
+    return cases.index.isin(pd.concat([k.index.to_series() for k in kept]))
 
 def _plan(cases:pd.DataFrame, folds, recipe, seed:int, predefined:bool, task:str)->dict:
     "(fraction, fold) -> positions (train, valid, test) in `cases`; an empty or one-class training or test set is an error."

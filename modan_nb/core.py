@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #e9e9e4df
 from __future__ import annotations
-import os, random
+import os, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['IN_TEST', 'seed_everything', 'default_device', 'project_root', 'data_dir', 'runs_dir', 'shared_data_dir']
+__all__ = ['IN_TEST', 'KNOWN_WARNINGS', 'seed_everything', 'default_device', 'project_root', 'data_dir', 'runs_dir',
+           'shared_data_dir', 'check_columns', 'atomic_write_text', 'atomic_save', 'quiet_known_warnings']
 
 # %% ../nbs/00_core.ipynb #9f65b1dd
 def seed_everything(seed:int=42, # the seed for Python, NumPy, torch and CUDA
@@ -83,3 +84,41 @@ def shared_data_dir()->Path|None:
 
 # %% ../nbs/00_core.ipynb #9d4c899f
 IN_TEST = bool(os.environ.get('IN_TEST'))
+
+# %% ../nbs/00_core.ipynb #40f92f03
+def check_columns(df, # the table (a pandas DataFrame)
+                  cols, # the columns it must have
+                  what:str='table', # how the error names the table, e.g. a file name
+                  why:str='', # what needs the columns, e.g. ', which SupCon pretraining needs'
+                  hint:str='', # appended to the error: what to do about it
+                 ):
+    "Raise a `KeyError` that names the `cols` missing from `df` (and the columns it has); do nothing if none is."
+    missing = [c for c in cols if c not in df.columns]
+    if missing: raise KeyError(f"{what} has no column(s) {missing}{why}; it has {list(df.columns)}{hint}")
+
+# %% ../nbs/00_core.ipynb #d3f49c41
+def _replace_via_tmp(path, write, mode):
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    with open(tmp, mode) as f: write(f); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path); return path
+
+def atomic_write_text(path:str|Path, # the file to write (its folder is made if missing)
+                      text:str)->Path:
+    "Write `text` to `path` through a temporary file in the same folder and `os.replace`: a kill leaves the old file or the new."
+    return _replace_via_tmp(path, lambda f: f.write(text), 'w')
+
+def atomic_save(obj, # anything `torch.save` takes
+                path:str|Path)->Path:
+    "`torch.save(obj, path)` through a temporary file in the same folder and `os.replace` (never a half-written file)."
+    return _replace_via_tmp(path, lambda f: torch.save(obj, f), 'wb')
+
+# %% ../nbs/00_core.ipynb #e3df216f
+KNOWN_WARNINGS = (r'`torch\.jit\.script` is deprecated', # fastai.layers at import, torch >= 2.5
+                  r'IProgress not found') # tqdm.auto in a notebook without ipywidgets
+
+def quiet_known_warnings():
+    "Ignore exactly the third-party warnings in `KNOWN_WARNINGS`; any other warning still shows."
+    for msg in KNOWN_WARNINGS: warnings.filterwarnings('ignore', message=msg)
+
+quiet_known_warnings()

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_data.ipynb #0dfc00fb
 from __future__ import annotations
-import hashlib, math, os, re, warnings, zlib
+import dataclasses, hashlib, math, os, re, warnings, zlib
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -13,17 +14,18 @@ import pandas as pd
 import torch
 from PIL import Image
 from fastcore.basics import store_attr
+from .core import default_device, shared_data_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import to_device
-from .core import default_device, shared_data_dir, IN_TEST
 from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadata_csv, normalize_value,
-                               metadata_from_paths, check_values, _split_values, _check_columns)
+                               metadata_from_paths, check_values, _split_values)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'BadImageError', 'load_image', 'load_volume', 'volume_shape', 'resize_image', 'load_resized',
-           'resolve_paths', 'decode_images', 'read_pretrain_table', 'PretrainDataset', 'TensorImageDL', 'show_images',
-           'pretrain_dls', 'show_pretrain_batch', 'sha256_file', 'make_minirin']
+__all__ = ['RESIZE_METHODS', 'STORE_FIELDS', 'TABLE_OPTIONS', 'BadImageError', 'load_image', 'load_volume', 'volume_shape',
+           'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table', 'PretrainDataset',
+           'TensorImageDL', 'show_images', 'ImageStore', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file',
+           'make_minirin']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -215,7 +217,7 @@ def decode_images(files:Sequence[str], # image files (absolute paths or npz refe
 
 # %% ../nbs/03_data.ipynb #349e8a8e
 def _normalize_fields(df, fields, what):
-    _check_columns(df, fields, what=what)
+    check_columns(df, fields, what=what)
     for f in fields: df[f] = ['|'.join(_split_values(f, v, '|', f"{what} row {i}")) for i, v in enumerate(df[f])]
     return df
 
@@ -234,7 +236,7 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
         what = f"table {table}"
     else:
         df = _normalize_fields(check_values(table, fields, '|', mapping, new_values), fields, 'table')
-        _check_columns(df, [path_col], what='table')
+        check_columns(df, [path_col], what='table')
         root = root if root is not None else table.attrs.get('root')
         what = 'table'
     if len(df) == 0: raise ValueError(f"{what} has no rows")
@@ -384,6 +386,30 @@ def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, 
     display(_PNG(out.getvalue()))
 
 # %% ../nbs/03_data.ipynb #2e927fe0
+@dataclass
+class ImageStore:
+    "How `pretrain_dls` decodes a table's images and where it keeps them; the defaults suit a set that fits in (GPU) memory."
+    in_memory:bool=True # decode everything once into a uint8 tensor; False decodes per item
+    store_on_device:bool=True # keep the uint8 set on the DataLoaders' device (the GPU) rather than in host memory
+    resize:str='squash' # see `resize_image`
+    on_bad:str='raise' # 'raise' on an unreadable image, or 'skip' and list it in dls.bad_files
+    decode_workers:int|None=None # threads decoding the set once (default: a few per core)
+    num_workers:int=0 # worker processes for `in_memory=False`
+    def __post_init__(self):
+        if self.on_bad not in ('raise', 'skip'): raise ValueError(f"on_bad must be 'raise' or 'skip', got {self.on_bad!r}")
+        if self.resize not in RESIZE_METHODS: raise ValueError(f"resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
+
+STORE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageStore))
+TABLE_OPTIONS = ('mapping', 'new_values') # passed on to `read_pretrain_table`
+
+def _store_and_table_options(store, kwargs):
+    unknown = sorted(set(kwargs) - set(STORE_FIELDS) - set(TABLE_OPTIONS))
+    if unknown: raise TypeError(f"pretrain_dls got unexpected keyword(s) {unknown}; it takes the `ImageStore` fields "
+                                f"{list(STORE_FIELDS)} and `read_pretrain_table`'s {list(TABLE_OPTIONS)}")
+    given = {k: kwargs[k] for k in STORE_FIELDS if k in kwargs}
+    if store is not None and given: raise TypeError(f"pass either store=ImageStore(...) or its fields {sorted(given)}, not both")
+    return store if store is not None else ImageStore(**given), {k: kwargs[k] for k in TABLE_OPTIONS if k in kwargs}
+
 def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + metadata columns (+ label)
                  size:int=64, # images are resized to size x size
                  bs:int=256, # batch size
@@ -394,22 +420,17 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  valid_pct:float=0., # fraction held out (seeded) as dls.valid
                  device=None, # where batches (and the in-memory set) go; default `default_device()`
                  seed:int=0, # seeds the valid split and the shuffling
-                 in_memory:bool=True, # decode everything once into a uint8 tensor; False decodes per item
-                 num_workers:int=0, # worker processes for `in_memory=False`
-                 on_bad:str='raise', # 'raise' on an unreadable image, or 'skip' and list it in dls.bad_files
-                 resize:str='squash', # see `resize_image`
-                 decode_workers:int|None=None, # threads decoding the set once
-                 store_on_device:bool=True, # keep the uint8 set on `device` (the GPU) rather than in host memory
-                 mapping:dict|None=None, # {field: {raw value: value}} for almost-known metadata values (`check_values`)
-                 new_values:str='error', # an almost-known value ('Ultrasoud'): 'error', or 'accept' it as a new value
+                 store:ImageStore|None=None, # how images are decoded and kept (default `ImageStore()`)
+                 **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, on_bad='skip', ...), or `read_pretrain_table`'s mapping / new_values
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
-    df = read_pretrain_table(table, fields, label_col, root, mapping=mapping, new_values=new_values)
+    store, table_options = _store_and_table_options(store, kwargs)
+    in_memory, on_bad, resize, num_workers = store.in_memory, store.on_bad, store.resize, store.num_workers
+    df = read_pretrain_table(table, fields, label_col, root, **table_options)
     dev = default_device(device)
-    if on_bad not in ('raise', 'skip'): raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
     n_listed = len(df)
     if in_memory or on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
-        x, keep, bad = decode_images(df.file.tolist(), size if in_memory else 8, resize, on_bad, decode_workers)
+        x, keep, bad = decode_images(df.file.tolist(), size if in_memory else 8, resize, on_bad, store.decode_workers)
         df = df.iloc[keep].reset_index(drop=True)
         if not in_memory: x = None
     else:   # lazy, on_bad='raise': a missing file stops now; an undecodable one when its batch is drawn (naming it)
@@ -436,7 +457,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
         if k == 0 and 0 < len(ix) < bs:
             warnings.warn(f"only {len(ix)} training images for batch size {bs}: using bs={len(ix)}"); b = len(ix)
         dl = TensorImageDL(ds, bs=b, shuffle=(k == 0), drop_last=(k == 0), device=dev, seed=seed + k,
-                           store_on_device=store_on_device, num_workers=0 if in_memory else num_workers)
+                           store_on_device=store.store_on_device, num_workers=0 if in_memory else num_workers)
         dl.label_vocab, dl.pair_vocab = label_vocab, pair_vocab
         dls_.append(dl)
     dls = DataLoaders(*dls_, device=dev)

@@ -18,7 +18,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, StratifiedGroupKFold, cross_val_score
 from scipy.stats import spearmanr
-from .core import IN_TEST
+from .core import IN_TEST, check_columns
 from .transfer import extract_features
 
 # %% auto #0
@@ -54,8 +54,7 @@ def pair_labels(meta:pd.DataFrame, # table with the fields
                 fields:Sequence[str]=('modality', 'anatomy'),
                )->pd.Series:
     "One label per row joining the fields, e.g. 'MR knee'."
-    miss = [f for f in fields if f not in meta.columns]
-    if miss: raise KeyError(f"table has no column(s) {miss}; it has {list(meta.columns)}")
+    check_columns(meta, fields)
     return meta[list(fields)].astype(str).agg(' '.join, axis=1).rename('pair')
 
 def fixed_palette(values:Sequence, # every value that may appear in any panel

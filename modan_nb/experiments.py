@@ -12,36 +12,29 @@ import pandas as pd
 import yaml
 from fastcore.script import call_parse, Param
 
-from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST
+from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST, atomic_write_text
+from .transfer import PROTOCOLS
+from .tasks import DUPLICATES
+from .learner import LABEL_FROM
+from .stats import ALTERNATIVES
 
-def _write_text(path:str|Path, text:str)->Path:
-    "Write `text` so that a kill at any instant leaves the old file or the new one, never half of it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(text); os.replace(tmp, path)
-    return path
-
-def _write_csv(df:pd.DataFrame, path:str|Path, **kwargs)->Path: return _write_text(path, df.to_csv(**kwargs))
+def _write_csv(df:pd.DataFrame, path:str|Path, **kwargs)->Path: return atomic_write_text(path, df.to_csv(**kwargs))
 
 # %% auto #0
-__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'PROTOCOLS', 'TASK_READERS', 'DUPLICATES', 'CE_LABELS', 'ALTERNATIVES', 'RECIPE_NAMES',
-           'PRETRAIN_METHOD', 'IMAGENET_CONV1', 'DEMO_SCALE', 'PAPER_TASKS', 'PAPER_AUC', 'RESULT_KEYS', 'RESULT_FILES',
-           'PROTOCOL_NAMES', 'PROTOCOL_SHORT', 'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network',
-           'transfer_recipe', 'demo_config', 'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks',
-           'read_task', 'method_slug', 'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256',
-           'cached_encoder', 'build_encoder', 'build_encoders', 'run_experiment', 'correction_phrase',
-           'headline_protocols', 'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note',
-           'significance_tables', 'figures', 'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines',
-           'write_report', 'summary_text', 'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
+__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'PRETRAIN_METHOD', 'IMAGENET_CONV1', 'DEMO_SCALE',
+           'PAPER_TASKS', 'PAPER_AUC', 'RESULT_KEYS', 'RESULT_FILES', 'PROTOCOL_NAMES', 'PROTOCOL_SHORT',
+           'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network', 'transfer_recipe', 'demo_config',
+           'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task', 'method_slug',
+           'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder',
+           'build_encoders', 'run_experiment', 'correction_phrase', 'headline_protocols', 'headline_table',
+           'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables', 'figures',
+           'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines', 'write_report', 'summary_text',
+           'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
 ALL_METHODS = PAPER_METHODS + ('SupCon',)
-PROTOCOLS = ('finetune', 'linear', 'sklearn')
 TASK_READERS = ('mrnet', 'busi', 'busbra', 'ddti', 'kneeoa', 'thyroid_folders', 'radimagenet', 'medmnist')
-DUPLICATES = ('error', 'drop', 'keep')
-CE_LABELS = ('label', 'pair')
-ALTERNATIVES = ('two-sided', 'greater', 'less')
 
 def _reader(name:str):
     "The `modan_nb.data` reader a task spec names."
@@ -140,7 +133,7 @@ class ExperimentConfig:
 
     def to_yaml(self, path:str|Path|None=None)->str:
         s = yaml.safe_dump(asdict(self), sort_keys=False)
-        if path is not None: _write_text(path, s)
+        if path is not None: atomic_write_text(path, s)
         return s
 
     def validate(self, check_paths:bool=True)->ExperimentConfig:
@@ -176,7 +169,7 @@ class ExperimentConfig:
         from modan_nb.models import ARCHS
         if self.arch not in ARCHS: raise ValueError(f"arch: {self.arch!r} is not one of {list(ARCHS)}")
         if self.duplicates not in DUPLICATES: raise ValueError(f"duplicates: {self.duplicates!r} is not one of {list(DUPLICATES)}")
-        if self.ce_label not in CE_LABELS: raise ValueError(f"ce_label: {self.ce_label!r} is not one of {list(CE_LABELS)}")
+        if self.ce_label not in LABEL_FROM: raise ValueError(f"ce_label: {self.ce_label!r} is not one of {list(LABEL_FROM)}")
         if self.alternative not in ALTERNATIVES: raise ValueError(f"alternative: {self.alternative!r} is not one of {list(ALTERNATIVES)}")
         from modan_nb.stats import adjust_pvalues
         try: adjust_pvalues([0.5], self.correction)
@@ -447,7 +440,7 @@ def _pretrain_dir(method:str, cfg:ExperimentConfig, run:Path)->Path:
     d = run/'pretrain'/method_slug(method)
     key, rec = encoder_key(method, cfg), d/'encoder_key.json'
     if d.exists() and _read_json(rec) != key: shutil.rmtree(d)
-    if not rec.exists(): _write_text(rec, json.dumps(key, indent=1))
+    if not rec.exists(): atomic_write_text(rec, json.dumps(key, indent=1))
     return d
 
 def _final_loss(learn)->float|None:
@@ -498,7 +491,7 @@ def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=N
         rec['note'] = (f"rebuilt; its weights differ from the encoder that earlier results of this run were made with "
                        f"(transfer results made before the rebuild stay as they are: rerun with --redo for consistent results)")
         log(f"  {method}: {rec['note']}")
-    _write_text(side, json.dumps(rec, indent=1, default=str))
+    atomic_write_text(side, json.dumps(rec, indent=1, default=str))
     return path
 
 def build_encoders(cfg:ExperimentConfig, run:Path, log=print)->tuple:
@@ -620,14 +613,14 @@ def _savefig(fig, path:Path):
     import matplotlib.pyplot as plt
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    fig.savefig(tmp, dpi=80, bbox_inches='tight', format=path.suffix.lstrip('.') or 'png'); plt.close(fig)
+    fig.savefig(tmp, dpi=100, bbox_inches='tight', format=path.suffix.lstrip('.') or 'png'); plt.close(fig)
     os.replace(tmp, path)
     return path
 
 def _save_table(tab:pd.DataFrame, stem:Path)->tuple:
     "`stats.save_table`'s two files (CSV, Markdown with bold marks), each written atomically."
     from modan_nb.stats import markdown_table
-    return _write_csv(tab, Path(stem).with_suffix('.csv')), _write_text(Path(stem).with_suffix('.md'), markdown_table(tab) + '\n')
+    return _write_csv(tab, Path(stem).with_suffix('.csv')), atomic_write_text(Path(stem).with_suffix('.md'), markdown_table(tab) + '\n')
 
 def headline_protocols(protocols)->list:
     "The headline's protocols: fine-tuning and the probe (the logistic-regression probe; the paper's linear recipe only when it is the only probe)."
@@ -870,7 +863,7 @@ def write_report(cfg:ExperimentConfig, res:dict)->Path:
     L += [f"- {k}: {v}" for k, v in software_versions().items()] + ['']
     L += ['Per-unit results: `transfer/<task>/auc.csv`; every test case\'s score: `transfer/<task>/scores.csv`; '
           'tables as CSV and Markdown: `tables/` (the headline: `tables/headline.csv`).', '']
-    return _write_text(run/'report.md', '\n'.join(L))
+    return atomic_write_text(run/'report.md', '\n'.join(L))
 
 # %% ../nbs/10_experiments.ipynb #6e119270
 def summary_text(res:dict, width:int=110)->str:

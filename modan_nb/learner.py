@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastcore.script import call_parse
+from .core import seed_everything, default_device, runs_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.progress import CSVLogger, ProgressCallback
@@ -25,7 +26,6 @@ from fastai.callback.schedule import * # fit_one_cycle
 from fastai.optimizer import OptimWrapper
 from fastai.data.core import DataLoaders
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import seed_everything, default_device, runs_dir, IN_TEST
 from .metadata import DEFAULT_FIELDS
 from .models import (create_encoder, ContrastiveModel, Encoder, save_encoder, load_checkpoint_file, atomic_save,
                              atomic_write_text, HEADS)
@@ -417,10 +417,8 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     needs = METHODS[method]['needs']
     if needs == 'label' and label_from == 'pair': needs = 'fields'
     need = ['path'] + ({'fields': list(fields), 'label': [label_col], None: []}[needs])
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
-        raise KeyError(f"{name} has no column(s) {missing}, which {method} pretraining needs; it has {list(df.columns)}{hint}")
+    hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
+    check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
     rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
     for p in rows['path']:
@@ -591,23 +589,23 @@ def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
 # %% ../nbs/06_learner.ipynb #e8f0a7c9
 def _given(**kw): return {k: v for k, v in kw.items() if v is not None}
 
-@delegates(pretrain, keep=True)
+@delegates(pretrain, keep=True, but=['label_from'])
 def modan_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
-                   tau:float|None=None, temperature:float|None=None, **kwargs)->Learner:
-    "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors."
-    return pretrain('modan', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, tau=tau, temperature=temperature), **kwargs)
+                   **kwargs)->Learner:
+    "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors; any other `PretrainRecipe` field (`temperature`, `tau`, ...) is a keyword too."
+    return pretrain('modan', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
 
-@delegates(pretrain, keep=True)
+@delegates(pretrain, keep=True, but=['label_from'])
 def simclr_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
-                    temperature:float|None=None, **kwargs)->Learner:
-    "SimCLR: NT-Xent (T = 0.1), no metadata."
-    return pretrain('simclr', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, temperature=temperature), **kwargs)
+                    **kwargs)->Learner:
+    "SimCLR: NT-Xent (T = 0.1), no metadata; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
+    return pretrain('simclr', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
 
-@delegates(pretrain, keep=True)
+@delegates(pretrain, keep=True, but=['label_from'])
 def supcon_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
-                    temperature:float|None=None, **kwargs)->Learner:
-    "Single-label SupCon with the (modality, anatomy) pair as the class."
-    return pretrain('supcon', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs, temperature=temperature), **kwargs)
+                    **kwargs)->Learner:
+    "Single-label SupCon with the (modality, anatomy) pair as the class; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
+    return pretrain('supcon', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
 
 @delegates(pretrain, keep=True)
 def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastcore.basics import store_attr
+from .core import check_columns
 
 # %% auto #0
 __all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'SEPARATOR_LOOKALIKES', 'NEW_VALUES', 'IMAGE_EXTS', 'DICOM_TAGS',
@@ -70,10 +71,6 @@ def _split_values(field, value, sep, row):
             if q not in out: out.append(q)
     return out
 
-def _check_columns(df, fields, what='table'):
-    missing = [f for f in fields if f not in df.columns]
-    if missing: raise KeyError(f"{what} has no column(s) {missing}; it has {list(df.columns)}")
-
 # %% ../nbs/01_metadata.ipynb #d2df04bf
 SEPARATOR_LOOKALIKES = (';', ',', '/', '+', '&')
 NEW_VALUES = ('error', 'accept')
@@ -121,7 +118,7 @@ def check_values(df:pd.DataFrame, # a table with one column per field
         raise ValueError(f"mapping must be {{field: {{raw value: value}}}}, e.g. {{'modality': {{'Ultrasoud': 'US'}}}}; got {mapping!r}")
     bad_fields = [f for f in (mapping or {}) if f not in fields]
     if bad_fields: raise ValueError(f"mapping names field(s) {bad_fields} that are not among {list(fields)}")
-    _check_columns(df, fields, what=what)
+    check_columns(df, fields, what=what)
     df = df.copy()
     flagged = []
     for f in fields:
@@ -194,7 +191,7 @@ class MetadataEncoder:
         self._check_fitted()
         single = not isinstance(data, pd.DataFrame)
         df = pd.DataFrame([dict(data)], index=[getattr(data, 'name', 0)]) if single else data
-        _check_columns(df, self.fields)
+        check_columns(df, self.fields)
         if self.mapping: df = check_values(df, self.fields, self.sep, self.mapping, new_values='accept')
         Y = np.zeros((len(df), self.n_out), dtype=np.float32)
         for j, f in enumerate(self.fields):
@@ -248,7 +245,7 @@ def read_metadata_csv(path:str|Path, # a CSV with a path column and one column p
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
     df = pd.read_csv(path)
-    _check_columns(df, [path_col, *fields], what=f"metadata table {path}")
+    check_columns(df, [path_col, *fields], what=f"metadata table {path}")
     df.index = df.index + 2   # rows named by their CSV line
     df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)
     for f in fields:

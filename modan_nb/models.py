@@ -11,13 +11,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 from fastcore.basics import store_attr
+from .core import atomic_write_text, atomic_save # notebook 00: files that survive a kill
 from .metadata import MetadataEncoder
 
 # %% auto #0
 __all__ = ['ARCHS', 'STEMS', 'GRAY_MEAN', 'GRAY_STD', 'CONV1', 'HEADS', 'FORMAT', 'Encoder', 'fold_conv1', 'load_weights',
            'imagenet_weights_path', 'imagenet_state_dict', 'create_encoder', 'ProjectionHead', 'make_head',
-           'ContrastiveModel', 'atomic_write_text', 'atomic_save', 'load_checkpoint_file', 'to_torchvision_state_dict',
-           'save_encoder', 'load_encoder']
+           'ContrastiveModel', 'load_checkpoint_file', 'to_torchvision_state_dict', 'save_encoder', 'load_encoder']
 
 # %% ../nbs/05_models.ipynb #70637bd4
 ARCHS = {'resnet18': 'ResNet18_Weights', 'resnet34': 'ResNet34_Weights', 'resnet50': 'ResNet50_Weights'}
@@ -201,18 +201,6 @@ class ContrastiveModel(nn.Module):
 
 # %% ../nbs/05_models.ipynb #e39aab9f
 FORMAT = 'modan_nb.encoder/1'
-
-def atomic_write_text(path:str|Path, text:str)->Path:
-    "Write `text` to `path` through a temporary file in the same folder and `os.replace`: a kill leaves the old file or the new."
-    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path); return path
-
-def atomic_save(obj, path:str|Path)->Path:
-    "`torch.save(obj, path)` through a temporary file in the same folder and `os.replace` (never a half-written file)."
-    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f: torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path); return path
 
 def load_checkpoint_file(path:str|Path, # a file written with `torch.save`
                          what:str='checkpoint', # how to name it in messages

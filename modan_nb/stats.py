@@ -14,14 +14,15 @@ from statsmodels.stats.multitest import multipletests
 import matplotlib.pyplot as plt
 import seaborn as sns
 from fastcore.basics import store_attr
+from .core import check_columns
 
 # %% auto #0
-__all__ = ['SCORE_CI', 'SCORE_TEST', 'ASAH_ROC_TEST', 'ASAH_CI_AUC', 'KEYS', 'REFERENCE', 'check_binary', 'delong_naive',
-           'delong_placements', 'delong_roc_variance', 'binormal_scores', 'bootstrap_aucs', 'hanley_mcneil_var',
-           'auc_score_ci', 'AUCCI', 'auc_ci', 'DeLongTest', 'delong_test', 'check_asah', 'patient_scores',
-           'synthetic_score_table', 'fold_aucs', 'summary_aucs', 'adjust_pvalues', 'wilcoxon_vs_reference',
-           'oof_scores', 'paired_oof', 'delong_vs_reference', 'paper_table', 'markdown_table', 'save_table',
-           'with_reference_rows', 'mean_roc', 'plot_roc', 'plot_rocs', 'auc_table', 'plot_auc_bars']
+__all__ = ['SCORE_CI', 'ALTERNATIVES', 'SCORE_TEST', 'ASAH_ROC_TEST', 'ASAH_CI_AUC', 'KEYS', 'REFERENCE', 'check_binary',
+           'delong_naive', 'delong_placements', 'delong_roc_variance', 'binormal_scores', 'bootstrap_aucs',
+           'hanley_mcneil_var', 'auc_score_ci', 'AUCCI', 'auc_ci', 'DeLongTest', 'delong_test', 'check_asah',
+           'patient_scores', 'synthetic_score_table', 'fold_aucs', 'summary_aucs', 'adjust_pvalues',
+           'wilcoxon_vs_reference', 'oof_scores', 'paired_oof', 'delong_vs_reference', 'paper_table', 'markdown_table',
+           'save_table', 'with_reference_rows', 'mean_roc', 'plot_roc', 'plot_rocs', 'auc_table', 'plot_auc_bars']
 
 # %% ../nbs/08_stats.ipynb #75d2b5b2
 def check_binary(y, # labels, 0/1 or bool (1 = positive class)
@@ -253,6 +254,8 @@ class DeLongTest:
                 f"[{self.ci[0]:.4f}, {self.ci[1]:.4f}], z={self.z:.4f}, p={self.p:.4g}, {self.alternative}, "
                 f"{self.n_pos} positives / {self.n_neg} negatives{'' if self.method == 'DeLong' else ', ' + self.method})")
 
+ALTERNATIVES = ('two-sided', 'greater', 'less') # the alternative hypotheses of the paired tests
+
 def _p_from_z(z, alternative):
     if alternative == 'two-sided': return 2*sps.norm.sf(abs(z))
     if alternative == 'greater': return sps.norm.sf(z)
@@ -403,10 +406,6 @@ def synthetic_score_table(aucs:dict, # {method: {task: true AUC}} (or {method: A
     return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/08_stats.ipynb #731e172d
-def _check_cols(df, cols, what='table'):
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise KeyError(f"{what} has no column(s) {missing}; it has {list(df.columns)}")
-
 def _check_unit_interval(v, what:str, where=None):
     "Refuse values outside [0, 1] (NaN allowed), naming the first offending positions/rows and values."
     v = pd.Series(np.asarray(v, dtype=float), index=where)
@@ -417,7 +416,7 @@ def _check_unit_interval(v, what:str, where=None):
                          + ', '.join(f"{i!r}: {x:g}" for i, x in bad.head(5).items()))
 
 def _case_col(df, case=None):
-    if case is not None: _check_cols(df, [case], 'score table'); return case
+    if case is not None: check_columns(df, [case], 'score table'); return case
     for c in ('case', 'path'):
         if c in df.columns: return c
     raise KeyError(f"score table needs a case id column ('case' or 'path'); it has {list(df.columns)}")
@@ -427,7 +426,7 @@ def fold_aucs(scores:pd.DataFrame, # per-case score table
               how:str='mean', # patient aggregation
              )->pd.DataFrame:
     "Tidy results table (method, task, protocol, fraction, fold, repeat, auc) from a per-case score table."
-    _check_cols(scores, [*KEYS, 'fold', 'repeat', 'label', 'score'], 'score table')
+    check_columns(scores, [*KEYS, 'fold', 'repeat', 'label', 'score'], 'score table')
     keys = [*KEYS, 'fold', 'repeat']
     if level == 'patient': scores = patient_scores(scores, how=how, by=keys)
     rows = []
@@ -440,7 +439,7 @@ def fold_aucs(scores:pd.DataFrame, # per-case score table
 def summary_aucs(results:pd.DataFrame, # tidy results (method, task, protocol, fraction, fold, repeat, auc)
                 )->pd.DataFrame:
     "The paper's summary AUC: per (method, task, protocol, fraction, repeat), the mean of the fold AUCs (+ n_folds)."
-    _check_cols(results, [*KEYS, 'fold', 'repeat', 'auc'], 'results table')
+    check_columns(results, [*KEYS, 'fold', 'repeat', 'auc'], 'results table')
     if results['auc'].isna().any():
         raise ValueError(f"NaN AUC in results rows {results.index[results['auc'].isna()][:5].tolist()}")
     _check_unit_interval(results['auc'], "results column 'auc' (row: value)", results.index)
@@ -498,9 +497,9 @@ def wilcoxon_vs_reference(results:pd.DataFrame, # tidy results (with fold) or su
                          )->pd.DataFrame:
     "Wilcoxon signed-rank test of each method's repeat-paired summary AUCs against the reference, per task/protocol/fraction."
     summ = summary_aucs(results) if 'fold' in results.columns else results
-    _check_cols(summ, [*KEYS, 'repeat', 'auc'], 'summary table')
+    check_columns(summ, [*KEYS, 'repeat', 'auc'], 'summary table')
     _check_unit_interval(summ['auc'], "summary column 'auc' (row: value)", summ.index)
-    if alternative not in ('two-sided', 'greater', 'less'):
+    if alternative not in ALTERNATIVES:
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     if reference not in set(summ.method): raise KeyError(f"reference method {reference!r} not in {sorted(set(summ.method))}")
     rows = []
@@ -528,7 +527,7 @@ def oof_scores(scores:pd.DataFrame, # rows of ONE method (and task, protocol, fr
               )->pd.DataFrame:
     "Pooled out-of-fold scores: one row per case (case, group, label, fold, score), after checking the cross-validation layout."
     c = _case_col(scores, case)
-    _check_cols(scores, ['fold', 'repeat', 'label', 'score'], 'score table')
+    check_columns(scores, ['fold', 'repeat', 'label', 'score'], 'score table')
     for k in KEYS:
         if k in scores.columns and scores[k].nunique() > 1: raise ValueError(f"oof_scores needs one {k}, got {sorted(scores[k].unique())}")
     if scores['score'].isna().any():
@@ -596,7 +595,7 @@ def delong_vs_reference(scores:pd.DataFrame, # per-case score table
                         family:Sequence[str]|None=('task', 'protocol', 'fraction'), # tests corrected together
                         case:str|None=None)->pd.DataFrame:
     "Paired DeLong test (pooled out-of-fold scores) of every method against the reference, with AUC CIs and adjusted p."
-    _check_cols(scores, [*KEYS, 'fold', 'repeat', 'label', 'score'], 'score table')
+    check_columns(scores, [*KEYS, 'fold', 'repeat', 'label', 'score'], 'score table')
     alpha = _check_alpha(alpha)
     rows = []
     for (task, proto, frac), d in scores.groupby(['task', 'protocol', 'fraction'], sort=False):
@@ -623,7 +622,7 @@ def paper_table(stats:pd.DataFrame, # output of `wilcoxon_vs_reference` (or `del
                )->pd.DataFrame:
     "Methods x tasks table of 'mean AUC (p)' cells; numbers in .attrs['auc'], .attrs['p'], bold marks in .attrs['bold_auc'/'bold_p']."
     if p_col == 'auto': p_col = 'p_adj' if 'p_adj' in stats.columns else 'p'
-    _check_cols(stats, ['task', 'protocol', 'fraction', 'method', 'auc', p_col], 'stats table')
+    check_columns(stats, ['task', 'protocol', 'fraction', 'method', 'auc', p_col], 'stats table')
     alpha = _check_alpha(alpha)
     _check_unit_interval(stats['auc'], "stats column 'auc' (row: value)", stats.index)
     _check_unit_interval(stats[p_col], f"stats column {p_col!r} (row: value)", stats.index)

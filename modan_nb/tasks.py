@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from .metadata import IMAGE_EXTS, _check_columns
+from .core import check_columns
+from .metadata import IMAGE_EXTS
 from .data import (BadImageError, load_image, load_volume, volume_shape, resize_image, load_resized, resolve_paths,
                            sha256_file, show_images, _npz_array, _NPZ_CACHE)
 
@@ -157,7 +158,7 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
     if folds not in ('publisher', None): raise ValueError(f"folds must be 'publisher' or None, got {folds!r}")
     root = Path(root); csv = _need_file(root/'bus_data.csv', 'BUS-BRA table')
     d = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    _check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
+    check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
     patho = d.Pathology.str.strip().str.lower()
     bad = patho[~patho.isin(['benign', 'malignant'])]
     if len(bad): raise ValueError(f"{csv} row {bad.index[0]+2} ({d.ID[bad.index[0]]}): Pathology must be benign or malignant, got {d.Pathology[bad.index[0]]!r}")
@@ -172,7 +173,7 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
     if folds == 'publisher':
         ff = _need_file(root/fold_file, 'BUS-BRA fold table')
         k = pd.read_csv(ff, dtype=str, keep_default_na=False)
-        _check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
+        check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
         kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
         if kf.index.duplicated().any(): raise ValueError(f"{ff}: ID {kf.index[kf.index.duplicated()][0]!r} is listed more than once")
         nonint = kf[~kf.str.fullmatch(r'\d+')]
@@ -358,7 +359,7 @@ def task_tensor(df:pd.DataFrame, # a task table (or any table with `path_col`)
                 path_col:str='path',
                )->torch.Tensor|list:
     "uint8 (N, 1, size, size) for image rows, or a list of (S, 1, size, size) for volume rows."
-    _check_columns(df, [path_col], what='task table')
+    check_columns(df, [path_col], what='task table')
     paths = df[path_col].astype(str).tolist()
     vol = [_is_volume(p) for p in paths]
     if any(vol) and not all(vol): raise ValueError("task table mixes volumes (.npy) and 2-D images; split it first")
@@ -454,7 +455,7 @@ def make_folds(df:pd.DataFrame, # a task table
               )->pd.DataFrame:
     "A copy of `df` with an int column `fold` (0..n_splits-1): seeded, stratified, grouped; no image in two rows."
     from sklearn.model_selection import StratifiedGroupKFold
-    _check_columns(df, [group_col, label_col], what='task table')
+    check_columns(df, [group_col, label_col], what='task table')
     df = check_duplicates(df, duplicates, group_col=group_col, label_col=label_col)
     _check_enough_groups(df, n_splits, group_col, label_col)
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -468,7 +469,7 @@ def _key_col(df): return 'item' if 'item' in df.columns else 'path'
 def save_folds(df:pd.DataFrame, # a table with a `fold` column (from `make_folds`)
                path:str|Path)->Path:
     "Write (item, group, label, fold) to CSV, so every method is scored on the same folds."
-    _check_columns(df, ['fold', 'group', 'label'], what='fold table')
+    check_columns(df, ['fold', 'group', 'label'], what='fold table')
     k = _key_col(df)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     df[[k, 'group', 'label', 'fold']].rename(columns={k: 'item'}).to_csv(path, index=False)
@@ -481,7 +482,7 @@ def load_folds(path:str|Path, # a CSV written by `save_folds`
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"fold file {path} does not exist")
     f = pd.read_csv(path, dtype={'item': str, 'group': str})
-    _check_columns(f, ['item', 'group', 'label', 'fold'], what=f"fold file {path}")
+    check_columns(f, ['item', 'group', 'label', 'fold'], what=f"fold file {path}")
     k = _key_col(df)
     keys = df[k].astype(str)
     missing, extra = sorted(set(keys) - set(f['item'])), sorted(set(f['item']) - set(keys))
@@ -513,7 +514,7 @@ def subsample_fraction(df:pd.DataFrame, # a (training) task table
                       )->pd.DataFrame:
     "A nested, stratified, grouped, seeded subsample of `df` (rows in their original order)."
     frac = check_fraction(frac)
-    _check_columns(df, [group_col, label_col], what='task table')
+    check_columns(df, [group_col, label_col], what='task table')
     if len(df) == 0: raise ValueError("the task table is empty")
     g = df[group_col].astype(str)
     first = df.groupby(g, sort=True)[label_col].first()            # the class of each group

@@ -21,20 +21,20 @@ from sklearn.linear_model import LogisticRegression
 from functools import partial
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
+from .core import seed_everything, default_device, IN_TEST, check_columns, atomic_write_text # before fastai: it quiets fastai's import warning
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.progress import ProgressCallback  # registers `Learner.no_bar`
 from fastai.callback.schedule import LRFinder  # registers `Learner.lr_find`
 from fastai.data.core import DataLoaders
 from fastai.optimizer import OptimWrapper
-from .core import seed_everything, default_device, IN_TEST
+from .tasks import DUPLICATES
 
 # %% auto #0
-__all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'DUPLICATES', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
-           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
-           'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
-           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed',
-           'run_transfer', 'demo_encoders']
+__all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane', 'task_cases',
+           'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images', 'extract_features', 'make_head',
+           'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR', 'BestEpoch', 'binary_learner', 'fit_binary',
+           'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed', 'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -58,8 +58,7 @@ def is_multiplane(df:pd.DataFrame)->bool:
 def task_cases(df:pd.DataFrame, # a task table (path, label, group, ...)
               )->pd.DataFrame:
     "One row per sample: the table itself, or one row per exam (paths joined by ';', planes in sorted order) for multi-plane tables."
-    miss = [c for c in ('path', 'label', 'group') if c not in df.columns]
-    if miss: raise KeyError(f"task table has no column(s) {miss}; it has {list(df.columns)}")
+    check_columns(df, ['path', 'label', 'group'], what='task table')
     bad = df.loc[~df['label'].isin([0, 1]), 'label']
     if len(bad): raise ValueError(f"labels must be 0/1; row {bad.index[0]!r} has {bad.iloc[0]!r}")
     if not is_multiplane(df):
@@ -472,7 +471,6 @@ class TransferRecipe:
 # %% ../nbs/07_transfer.ipynb #c15fd1ff
 UNIT_COLS = ['method', 'task', 'protocol', 'fraction', 'fold', 'repeat']
 PROTOCOLS = ('finetune', 'linear', 'sklearn')
-DUPLICATES = ('error', 'drop', 'keep')
 
 def unit_seed(seed:int, repeat:int, fold:int)->int:
     "The seed of one unit: a function of (seed, repeat, fold) only, the same for every method."
@@ -497,10 +495,6 @@ def _append_text(f:Path, text:str):
         while view: view = view[os.write(fd, view):]
     finally: os.close(fd)
 
-def _write_atomic(f:Path, text:str):
-    "Replace `f` by `text` through a temporary file in the same folder: a kill leaves the old file or the new."
-    tmp = f.with_name(f'.{f.name}.{os.getpid()}.tmp')
-    tmp.write_text(text); os.replace(tmp, f)
 
 def _complete_text(f:Path)->str:
     "The file's text up to its last newline: a line cut by a kill is left out (a header without its newline too)."
@@ -524,14 +518,14 @@ class _Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.auc_f, self.sc_f = self.dir/'auc.csv', self.dir/'scores.csv'
         for f in (self.auc_f, self.sc_f):   # a line cut by a kill is removed before anything is appended after it
-            if f.exists() and f.stat().st_size and not f.read_bytes().endswith(b'\n'): _write_atomic(f, _complete_text(f))
+            if f.exists() and f.stat().st_size and not f.read_bytes().endswith(b'\n'): atomic_write_text(f, _complete_text(f))
         self.done = {_key(r) for r in _read_rows(self.auc_f).to_dict('records')}
         sc = _read_rows(self.sc_f)
         if len(sc):   # the scores of units without an AUC row did not finish: they are redone
             keep = [_key(r) in self.done for r in sc[UNIT_COLS].to_dict('records')]
             if not all(keep): self._rewrite(self.sc_f, sc[keep])
 
-    def _rewrite(self, f, d): _write_atomic(f, d.to_csv(index=False) if len(d.columns) else '')
+    def _rewrite(self, f, d): atomic_write_text(f, d.to_csv(index=False) if len(d.columns) else '')
 
     def forget(self, task:str):
         "Drop every row of `task` (resume=False); other tasks in the folder stay."
@@ -598,7 +592,7 @@ def _save_config(out_dir, task, cfg, resume):
     old = allcfg.get(task) if resume else None
     if old: cfg = dict(cfg, encoders={**old.get('encoders', {}), **cfg['encoders']})
     allcfg[task] = cfg
-    _write_atomic(Path(out_dir)/'config.json', json.dumps(allcfg, indent=1))
+    atomic_write_text(Path(out_dir)/'config.json', json.dumps(allcfg, indent=1))
 
 def _check_predefined(df:pd.DataFrame, task:str):
     "A table with `fold` and `split`: train/val/test within each fold, no patient in two splits of one fold."
@@ -757,7 +751,7 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
     if bad: raise ValueError(f"unknown protocol(s) {bad}; expected any of {PROTOCOLS}")
     if agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be None, 'mean' or 'max', got {agg!r}")
     if duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
-    if 'label' not in task_df.columns: raise KeyError(f"task table {task_name!r} has no column 'label'; it has {list(task_df.columns)}")
+    check_columns(task_df, ['label'], what=f"task table {task_name!r}")
     labels = task_df['label'].value_counts()
     if len(labels) < 2: raise ValueError(f"task {task_name!r} has one class only (label {labels.index[0] if len(labels) else None} "
                                          f"for all {len(task_df)} rows): an AUC needs both classes")

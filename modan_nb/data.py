@@ -509,9 +509,9 @@ def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/f
             rows.append(dict(path=r.path, modality=r.modality, anatomy=r.anatomy, label=r.label, sha256=digest))
     df = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy', 'label', 'sha256'])
     drop = pd.DataFrame(dropped, columns=['path', 'reason', 'duplicate_of', 'sha256'])
-    df.attrs.update(root=str(root), dropped=drop)
+    df.attrs.update(root=str(root), dropped=drop.to_dict('records')) # plain records: pandas compares attrs when it combines frames
     if len(drop): print(f"make_minirin: dropped {(drop.reason == 'duplicate').sum()} duplicate, {(drop.reason == 'blank').sum()} blank, "
-                        f"{drop.reason.str.startswith('unreadable').sum()} unreadable file(s); see df.attrs['dropped']")
+                        f"{drop.reason.str.startswith('unreadable').sum()} unreadable file(s); see pd.DataFrame(df.attrs['dropped'])")
     if out is not None:
         out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False); drop.to_csv(out.with_name(out.stem + '_dropped.csv'), index=False)

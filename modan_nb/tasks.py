@@ -441,9 +441,9 @@ def check_duplicates(df:pd.DataFrame, # a task table
     rep = pd.DataFrame(drop)
     warnings.warn(f"{what}: dropped {len(rep)} row(s) holding an image of another row: "
                   f"{(rep.reason == 'duplicate').sum()} copies, {(rep.reason != 'duplicate').sum()} with conflicting labels "
-                  f"(e.g. {rep[path_col].head(3).tolist() if path_col in rep else rep.row.head(3).tolist()}); see df.attrs['duplicates']")
+                  f"(e.g. {rep[path_col].head(3).tolist() if path_col in rep else rep.row.head(3).tolist()}); see pd.DataFrame(df.attrs['duplicates'])")
     out = orig[~df.index.isin(rep.row.tolist())]
-    out.attrs = {**orig.attrs, 'duplicates': rep}
+    out.attrs = {**orig.attrs, 'duplicates': rep.to_dict('records')}
     return out
 
 # %% ../nbs/03b_tasks.ipynb #d65855f9

@@ -93,7 +93,7 @@ def test_same_image_under_two_groups_is_refused_by_make_folds(tmp_path):
     with pytest.raises(ValueError, match=r"row 2 \(path '.*2\.png'.*label 0, group p2\) and row 7 \(path '.*copy_of_2\.png'.*label 1, group p7\) are the same image.*conflicting labels \[0, 1\]"):
         make_folds(tab, 2)                                                              # before: copies in train and test
     with pytest.warns(UserWarning, match='dropped 2 row'): f = make_folds(tab, 2, duplicates='drop')
-    assert 2 not in f.index and 7 not in f.index and list(f.attrs['duplicates'].row) == [2, 7]
+    assert 2 not in f.index and 7 not in f.index and [r['row'] for r in f.attrs['duplicates']] == [2, 7]
     assert len(make_folds(tab, 2, duplicates='keep')) == 10
 
 def test_check_duplicates_names_the_folds(tmp_path):

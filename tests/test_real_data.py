@@ -22,7 +22,7 @@ def test_busi_counts():
     with pytest.raises(ValueError, match=r"benign \(433\).*malignant \(145\).*conflicting labels \[0, 1\]"): check_duplicates(b)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore'); c = check_duplicates(b, on='drop')
-    assert len(c) == 778 and sorted(c.attrs['duplicates'].item) == ['benign/benign (433).png', 'malignant/malignant (145).png']
+    assert len(c) == 778 and sorted(r['item'] for r in c.attrs['duplicates']) == ['benign/benign (433).png', 'malignant/malignant (145).png']
     x = task_tensor(b.iloc[:4], 64)
     assert x.shape == (4, 1, 64, 64) and x.dtype == torch.uint8
 
@@ -37,7 +37,7 @@ def test_ddti_counts_and_grouped_folds(tmp_path):
     with pytest.raises(ValueError, match=r"348_1\(1\)\.png"): make_folds(d, 5, seed=0)   # identical crops of one case
     with warnings.catch_warnings():
         warnings.simplefilter('ignore'); f = make_folds(d, 5, seed=0, duplicates='drop')
-    assert len(f) == len(d) - 9 and set(f.attrs['duplicates'].reason) == {'duplicate'}
+    assert len(f) == len(d) - 9 and {r['reason'] for r in f.attrs['duplicates']} == {'duplicate'}
     assert f.groupby('group').fold.nunique().max() == 1     # no case on both sides of a split
     for k in range(5):
         assert not set(f.group[f.fold == k]) & set(f.group[f.fold != k])

@@ -594,6 +594,10 @@ def _save_config(out_dir, task, cfg, resume):
     allcfg[task] = cfg
     atomic_write_text(Path(out_dir)/'config.json', json.dumps(allcfg, indent=1))
 
+def _has_predefined_splits(df:pd.DataFrame)->bool:
+    "A `fold` column and a `split` column that says something: the readers' empty `split` (BUS-BRA's publisher folds) only gives folds."
+    return 'fold' in df.columns and 'split' in df.columns and df['split'].fillna('').astype(str).str.strip().ne('').any()
+
 def _check_predefined(df:pd.DataFrame, task:str):
     "A table with `fold` and `split`: train/val/test within each fold, no patient in two splits of one fold."
     if is_multiplane(df): raise ValueError(f"task {task!r}: predefined splits (fold + split columns) of multi-plane exams are not supported")
@@ -757,7 +761,7 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
                                          f"for all {len(task_df)} rows): an AUC needs both classes")
     if agg is not None: from modan_nb.stats import patient_scores
     device = default_device(device) if not isinstance(device, torch.device) else device
-    predefined = 'fold' in task_df.columns and 'split' in task_df.columns   # e.g. RadImageNet's tables: train / val / test per fold
+    predefined = _has_predefined_splits(task_df)   # e.g. RadImageNet's tables: train / val / test per fold
     folds = sorted(task_df['fold'].unique()) if 'fold' in task_df.columns else list(range(recipe.n_folds))
     cfg = dict(recipe.settings(), seed=seed, agg=agg, duplicates=duplicates, predefined=predefined,
                table=_table_fingerprint(task_df), encoders={m: _fingerprint(e) for m, e in encoders.items()})

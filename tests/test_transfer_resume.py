@@ -97,3 +97,13 @@ def test_tasks_share_an_out_dir(tmp_path):
     assert set(only_a.method) == {'A'} and len(only_a) == 3
     run_transfer(encoders(), df, 't1', **{**kw, 'resume': False})
     assert len(pd.read_csv(tmp_path/'auc.csv')) == 2*2*3                # t2 kept, t1 redone once
+
+def test_given_folds_with_the_readers_empty_split(tmp_path):
+    "A reader's table (BUS-BRA: publisher folds, `split` empty) runs on its own folds; a half-filled `split` is refused by name."
+    df, x = toy_task()
+    kw = dict(n_folds=3, repeats=1, size=16, device='cpu', inputs=x, protocols=('sklearn',))
+    auc, scores = run_transfer(encoders(), df.assign(split=''), 'toy', **kw)
+    ref, _ = run_transfer(encoders(), df, 'toy', **kw)
+    assert sorted(auc.fold.unique()) == [0, 1, 2] and np.allclose(auc.sort_values(UNIT_COLS).auc.values, ref.sort_values(UNIT_COLS).auc.values)
+    half = df.assign(split=['train']*(len(df)-4) + ['']*4)
+    with pytest.raises(ValueError, match=r"must be train/val/test; got \[''\]"): run_transfer(encoders(), half, 'toy', **kw)

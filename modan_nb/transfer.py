@@ -596,7 +596,7 @@ def _save_config(out_dir, task, cfg, resume):
 
 def _has_predefined_splits(df:pd.DataFrame)->bool:
     "A `fold` column and a `split` column that says something: the readers' empty `split` (BUS-BRA's publisher folds) only gives folds."
-    return 'fold' in df.columns and 'split' in df.columns and df['split'].fillna('').astype(str).str.strip().ne('').any()
+    return bool('fold' in df.columns and 'split' in df.columns and df['split'].fillna('').astype(str).str.strip().ne('').any())
 
 def _check_predefined(df:pd.DataFrame, task:str):
     "A table with `fold` and `split`: train/val/test within each fold, no patient in two splits of one fold."

@@ -102,7 +102,7 @@ def test_given_folds_with_the_readers_empty_split(tmp_path):
     "A reader's table (BUS-BRA: publisher folds, `split` empty) runs on its own folds; a half-filled `split` is refused by name."
     df, x = toy_task()
     kw = dict(n_folds=3, repeats=1, size=16, device='cpu', inputs=x, protocols=('sklearn',))
-    auc, scores = run_transfer(encoders(), df.assign(split=''), 'toy', **kw)
+    auc, scores = run_transfer(encoders(), df.assign(split=''), 'toy', out_dir=tmp_path, **kw)   # its config is written (plain JSON)
     ref, _ = run_transfer(encoders(), df, 'toy', **kw)
     assert sorted(auc.fold.unique()) == [0, 1, 2] and np.allclose(auc.sort_values(UNIT_COLS).auc.values, ref.sort_values(UNIT_COLS).auc.values)
     half = df.assign(split=['train']*(len(df)-4) + ['']*4)

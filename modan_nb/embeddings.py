@@ -218,7 +218,7 @@ def plot_umap_panels(coords:dict, # method name -> (N,2)
         ax.set_title(name, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
     for ax in list(axs.flat)[n:]: ax.axis('off')
     handles = [plt.Line2D([], [], marker='o', ls='', color=c, label=v) for v, c in palette.items() if v in set(vals)]
-    fig.legend(handles=handles, title=hue, loc='center right', fontsize=7, title_fontsize=8, frameon=False)
+    fig.legend(handles=handles, title=hue, loc='center right', fontsize=8, title_fontsize=9, frameon=False)
     fig.suptitle(title or f'UMAP coloured by {hue}', fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.5/(panel_size*ncols + 1.6), 1))
     return fig

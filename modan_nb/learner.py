@@ -38,7 +38,8 @@ __all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'RECIPES', 'NULLABLE', 'LABEL_FROM
            'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule', 'LinearClassifier',
            'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger', 'NoValidation',
            'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files', 'modan_pretrain',
-           'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
+           'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'recipe_from_file', 'pretrain_cli', 'crop_thetas',
+           'ViewAugment']
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
 TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
@@ -614,11 +615,26 @@ def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None,
     return pretrain('ce', data, recipe, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
 
 # %% ../nbs/06_learner.ipynb #0cac2b9f
+def recipe_from_file(method:str, # modan, simclr, supcon or ce
+                     recipe:str|Path, # 'paper', 'authors', or a YAML file of `PretrainRecipe` fields over one of them
+                    )->PretrainRecipe:
+    "The recipe a command line names: 'paper', 'authors', or a YAML file (`recipe: authors` picks its base, default paper; every other key is a `PretrainRecipe` field)."
+    if str(recipe) in RECIPES: return get_recipe(method, str(recipe))
+    p = Path(recipe)
+    if not p.is_file(): raise ValueError(f"recipe {str(recipe)!r} is neither one of {list(RECIPES)} nor a YAML file")
+    import yaml
+    d = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(d, dict): raise ValueError(f"{p}: a recipe file maps PretrainRecipe fields to values, got {type(d).__name__}")
+    base = d.pop('recipe', 'paper')
+    bad = sorted(set(d) - set(RECIPE_FIELDS))
+    if bad: raise ValueError(f"{p}: unknown recipe field(s) {bad}; a recipe file takes {list(RECIPE_FIELDS)}")
+    return get_recipe(method, base, **d)
+
 @call_parse
 def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  data:str=None, # metadata CSV (path, modality, anatomy, label)
-                 recipe:str='paper', # paper or authors (see `RECIPES`)
-                 epochs:int=None, lr:float=None, bs:int=None, size:int=64, tau:float=None, temperature:float=None,
+                 recipe:str='paper', # paper, authors, or a YAML file of recipe fields (temperature, tau, ...) over one of them
+                 epochs:int=None, lr:float=None, bs:int=None, size:int=64,
                  label_from:str='label', # ce: label (the finding column) or pair (the modality/anatomy pair)
                  path:str=None, # run folder (default data/runs/<method>)
                  resume:bool=False, # continue from the run folder's checkpoint
@@ -626,6 +642,8 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  seed:int=0):
     "Pretrain a ResNet-18 encoder on a metadata table; writes checkpoint.pth, history.csv and encoder.pth to the run folder."
     if data is None: raise SystemExit("--data METADATA.csv is required")
-    learn = pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
-                     data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs, tau=tau, temperature=temperature))
+    try: r = recipe_from_file(method, recipe)
+    except ValueError as e: raise SystemExit(str(e))
+    learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
+                     data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")

@@ -115,6 +115,7 @@ def atomic_save(obj, # anything `torch.save` takes
 
 # %% ../nbs/00_core.ipynb #e3df216f
 KNOWN_WARNINGS = (r'`torch\.jit\.script` is deprecated', # fastai.layers at import, torch >= 2.5
+                  r"The 'mode\.chained_assignment' option is deprecated", # fastai.tabular at import, pandas >= 3
                   r'IProgress not found') # tqdm.auto in a notebook without ipywidgets
 
 def quiet_known_warnings():

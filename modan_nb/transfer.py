@@ -238,7 +238,7 @@ class BinaryClassifier(nn.Module):
 def prob1(out)->np.ndarray:
     "Probability of class 1: the sigmoid of one logit per sample, or column 1 of the softmax of (N,K) logits."
     o = np.asarray(out, dtype=np.float32)
-    if o.ndim == 1: return 1/(1+np.exp(-o))
+    if o.ndim == 1: return torch.sigmoid(torch.from_numpy(o)).numpy() # no overflow warning for a logit of -100
     return torch.softmax(torch.from_numpy(o), -1)[:, 1].numpy()
 
 def safe_auc(y, s)->float:

@@ -14,6 +14,7 @@ from fastcore.script import call_parse, Param
 
 from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST, atomic_write_text
 from .transfer import PROTOCOLS
+from .data import sha256_file
 from .tasks import DUPLICATES
 from .learner import LABEL_FROM
 from .stats import ALTERNATIVES
@@ -385,12 +386,6 @@ def ce_classes(cfg:ExperimentConfig, table:pd.DataFrame)->str:
     what = 'the (modality, anatomy) pair' if cfg.ce_label == 'pair' else "the (modality, anatomy, label) triple"
     return f"{what}: {table['pair' if cfg.ce_label == 'pair' else 'class'].nunique()} classes"
 
-def _file_sha256(path:Path)->str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
-
 _TASK_SYNTH = ('mrnet', 'mrnet_slices', 'busi', 'ddti')   # demo-data options that shape only the tasks
 
 def encoder_key(method:str, cfg:ExperimentConfig)->dict:
@@ -401,7 +396,7 @@ def encoder_key(method:str, cfg:ExperimentConfig)->dict:
     r = pretrain_recipe(method, cfg).as_dict(); r.pop('name')   # the values, not the preset's name: equal recipes share an encoder
     k = dict(method=method, recipe=r, seed=cfg.seed,
              pretrain=str(cfg.pretrain), pretrain_root=cfg.pretrain_root, synth={k: v for k, v in cfg.synth.items() if k not in _TASK_SYNTH},
-             table_sha256=_file_sha256(Path(cfg.pretrain).expanduser()) if cfg.pretrain else None,
+             table_sha256=sha256_file(Path(cfg.pretrain).expanduser()) if cfg.pretrain else None,
              pretrain_max_images=cfg.pretrain_max_images, size=cfg.pretrain_size)
     if method == '165-class': k['ce_label'] = cfg.ce_label
     return json.loads(json.dumps(k, default=str))   # plain JSON values, as read back from disk
@@ -429,7 +424,7 @@ def cached_encoder(method:str, cfg:ExperimentConfig, run:Path, log=print)->Path|
     if side is None or side.get('key') != encoder_key(method, cfg):
         log(f"  {path} was made with other settings (or its record {path.with_suffix('.json').name} is missing): rebuilding it")
         return None
-    if side.get('file_sha256') != _file_sha256(path):
+    if side.get('file_sha256') != sha256_file(path):
         log(f"  {path} is damaged (truncated or changed since it was written: its SHA-256 differs from {path.with_suffix('.json').name}); "
             f"rebuilding it from its pretraining folder, the other encoders are kept (nothing to delete by hand; --fresh is not needed)")
         return None
@@ -486,7 +481,7 @@ def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=N
         log(f"  pretrained {method} in {info['seconds']} s")
     # the file holds no timing, so a rebuilt encoder with the same weights is the same file (run_transfer compares file hashes)
     save_encoder(path, enc.cpu(), meta, method=method, **{k: v for k, v in info.items() if k != 'seconds'})
-    rec = dict(key=encoder_key(method, cfg), file_sha256=_file_sha256(path), weights_sha256=weights_sha256(path), info=info)
+    rec = dict(key=encoder_key(method, cfg), file_sha256=sha256_file(path), weights_sha256=weights_sha256(path), info=info)
     if old and old.get('key') == rec['key'] and old.get('weights_sha256') not in (None, rec['weights_sha256']):
         rec['note'] = (f"rebuilt; its weights differ from the encoder that earlier results of this run were made with "
                        f"(transfer results made before the rebuild stay as they are: rerun with --redo for consistent results)")

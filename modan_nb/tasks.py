@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from .core import check_columns
+from .core import check_columns, atomic_write_text
 from .metadata import IMAGE_EXTS
 from .data import (BadImageError, load_image, load_volume, volume_shape, resize_image, load_resized, resolve_paths,
                            sha256_file, show_images, _npz_array, _NPZ_CACHE)
@@ -468,12 +468,10 @@ def _key_col(df): return 'item' if 'item' in df.columns else 'path'
 
 def save_folds(df:pd.DataFrame, # a table with a `fold` column (from `make_folds`)
                path:str|Path)->Path:
-    "Write (item, group, label, fold) to CSV, so every method is scored on the same folds."
+    "Write (item, group, label, fold) to CSV, so every method is scored on the same folds; a kill leaves the old file or the new."
     check_columns(df, ['fold', 'group', 'label'], what='fold table')
     k = _key_col(df)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    df[[k, 'group', 'label', 'fold']].rename(columns={k: 'item'}).to_csv(path, index=False)
-    return Path(path)
+    return atomic_write_text(path, df[[k, 'group', 'label', 'fold']].rename(columns={k: 'item'}).to_csv(index=False))
 
 def load_folds(path:str|Path, # a CSV written by `save_folds`
                df:pd.DataFrame, # the task table to put the folds on

@@ -28,7 +28,7 @@ from fastai.callback.progress import ProgressCallback  # registers `Learner.no_b
 from fastai.callback.schedule import LRFinder  # registers `Learner.lr_find`
 from fastai.data.core import DataLoaders
 from fastai.optimizer import OptimWrapper
-from .tasks import DUPLICATES
+from .tasks import DUPLICATES, save_folds
 
 # %% auto #0
 __all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane', 'task_cases',
@@ -622,11 +622,6 @@ def _task_folds(df, task, n_folds, seed, out_dir, resume, predefined)->tuple:
     if df.groupby('group')['fold'].nunique().max() > 1: raise ValueError(f"task {task!r}: a group is split across folds")
     return df.reset_index(drop=True), to_write
 
-def _save_folds(df, f):
-    from modan_nb.data import save_folds
-    tmp = f.with_name(f'.{f.name}.{os.getpid()}.tmp')
-    save_folds(df, tmp); os.replace(tmp, f)
-
 # %% ../nbs/07_transfer.ipynb #f4aecdad
 def _subsample(cases, frac, seed):
     if frac >= 1: return cases
@@ -786,7 +781,7 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
         plan = _plan(cases, folds, recipe, seed, predefined, task_name)
         if out_dir is not None: _save_config(out_dir, task_name, cfg, resume)
         if not resume: store.forget(task_name)
-        if folds_file is not None: _save_folds(df, folds_file)
+        if folds_file is not None: save_folds(df, folds_file)   # atomic: a kill leaves the old folds file or the new
     cache = {}   # the current method's encoder and frozen features (computed once per method)
     for (m, p, fr, f, r) in todo:
         t0 = time.time()

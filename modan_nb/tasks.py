@@ -384,22 +384,21 @@ _HASH_CACHE = {}
 def content_hash(path:str|Path)->str:
     "SHA-256 of an image's content: the file's bytes, or the array an `npz::split/i` reference points to."
     s = str(path)
-    if '::' in s and s.split('::', 1)[0].endswith('.npz'):
-        a = np.ascontiguousarray(_npz_array(s))
-        return hashlib.sha256(f'{a.dtype.str}{a.shape}'.encode() + a.tobytes()).hexdigest()
+    if '::' in s and s.split('::', 1)[0].endswith('.npz'): return _array_sha256(_npz_array(s))
     try: st = os.stat(s)
     except FileNotFoundError: raise FileNotFoundError(f"image file {s} does not exist (needed to look for duplicates)") from None
     key = (s, st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE: _HASH_CACHE[key] = sha256_file(s)
     return _HASH_CACHE[key]
 
+def _array_sha256(a)->str:
+    "SHA-256 of an array's dtype, shape and bytes."
+    a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+    return hashlib.sha256(f'{a.dtype.str}{a.shape}'.encode() + a.tobytes()).hexdigest()
+
 def array_hashes(x)->list:
     "SHA-256 of each item of a tensor / array (N, ...) or a list of them (images already in memory)."
-    out = []
-    for a in x:
-        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
-        out.append(hashlib.sha256(f'{a.dtype.str}{a.shape}'.encode() + a.tobytes()).hexdigest())
-    return out
+    return [_array_sha256(a) for a in x]
 
 def _describe_row(df, i, cols):
     r = df.loc[i]

@@ -684,19 +684,14 @@ def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, reci
 
 # %% ../nbs/07_transfer.ipynb #f3a1c0da
 def _case_hashes(cases:pd.DataFrame, inputs)->list:
-    "One content hash per case: SHA-256 of its file(s) (`data.sha256_file`) where they exist, else of its decoded input."
-    from modan_nb.data import sha256_file
-    memo, out = {}, []
+    "One content hash per case: of its file(s) where they exist (`tasks.content_hash`, cached), else of its decoded input (`tasks.array_hashes`)."
+    from modan_nb.tasks import content_hash, array_hashes
+    out = []
     for i, p in enumerate(cases['path'].astype(str)):
         parts = p.split(';')
-        if all(os.path.isfile(q) for q in parts):
-            for q in parts:
-                if q not in memo: memo[q] = sha256_file(q)
-            out.append('|'.join(memo[q] for q in parts)); continue
+        if all(os.path.isfile(q) for q in parts): out.append('|'.join(content_hash(q) for q in parts)); continue
         item = inputs[i]
-        h = hashlib.sha256()
-        for t in ((item,) if isinstance(item, torch.Tensor) else tuple(item)): h.update(t.contiguous().numpy().tobytes())
-        out.append('decoded:' + h.hexdigest())
+        out.append('decoded:' + '|'.join(array_hashes([item] if isinstance(item, torch.Tensor) else list(item))))
     return out
 
 def _dedupe(cases:pd.DataFrame, hashes:list, how:str, task:str, predefined:bool)->np.ndarray:

@@ -25,11 +25,16 @@ __all__ = ['TASK_COLUMNS', 'DUPLICATES', 'MRNET_PLANES', 'MRNET_TASKS', 'RIN_SPL
 TASK_COLUMNS = ('path', 'label', 'group', 'split', 'item')
 DUPLICATES = ('error', 'drop', 'keep')   # what readers and `make_folds` do with an image in two rows (`check_duplicates`)
 
-def _task_table(rows, root, extra=())->pd.DataFrame:
-    df = pd.DataFrame(rows, columns=[*TASK_COLUMNS, *extra])
+def _as_task_table(df:pd.DataFrame, root)->pd.DataFrame:
+    "A DataFrame with the task columns first (path, label, group, split, item), then its extras."
+    df = df[[*TASK_COLUMNS, *[c for c in df.columns if c not in TASK_COLUMNS]]].reset_index(drop=True)
     df['label'] = df['label'].astype(int); df['group'] = df['group'].astype(str)
     df.attrs['root'] = str(root)
     return df
+
+def _task_table(rows, root, extra=())->pd.DataFrame:
+    "A task table from rows of (path, label, group, split, item, *extra)."
+    return _as_task_table(pd.DataFrame(rows, columns=[*TASK_COLUMNS, *extra]), root)
 
 def _check_enough_groups(df, n_splits, group_col='group', label_col='label'):
     if len(df) == 0: raise ValueError("the task table is empty")
@@ -141,13 +146,6 @@ def _missing_images(files:Sequence[Path], where:str):
     "An error naming the listed images the folder lacks (the first few, and how many)."
     lost = [str(f) for f in files if not f.is_file()]
     if lost: raise FileNotFoundError(f"{where}: {len(lost)} listed image(s) are not in the folder, e.g. {lost[:5]}")
-
-def _as_task_table(df:pd.DataFrame, root)->pd.DataFrame:
-    "A DataFrame with the task columns first (path, label, group, split, item), then its extras."
-    df = df[[*TASK_COLUMNS, *[c for c in df.columns if c not in TASK_COLUMNS]]].reset_index(drop=True)
-    df['label'] = df['label'].astype(int); df['group'] = df['group'].astype(str)
-    df.attrs['root'] = str(root)
-    return df
 
 def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fold-cv.csv
                 folds:str|None='publisher', # 'publisher': the `fold_file`'s kFold as the `fold` column; None: no fold column

@@ -12,7 +12,7 @@ of mixed sizes, grayscale and RGB):
 and the time `modan_nb.synth.make_demo_data` takes to write the demo-scale SynthRIN into a temporary folder (skipped, with
 a message, where modan_nb.synth does not exist yet).
 """
-import argparse, json, os, shutil, sys, tempfile, time
+import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -56,7 +56,10 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    tmp = Path(tempfile.mkdtemp(prefix='bench_data_'))
+    with tempfile.TemporaryDirectory(prefix='bench_data_') as d: run(args, device, Path(d))
+
+def run(args, device, tmp):
+    "The benchmark proper; `tmp` is removed by the caller, whatever happens."
     shared = shared_data_dir()
     if shared is not None and (shared/'pretrain_pool.csv').is_file():
         table, what = shared/'pretrain_pool.csv', f'real pretrain_pool.csv ({shared})'
@@ -88,6 +91,5 @@ def main():
         parts = json.loads((tmp/'synth'/'synth_manifest.json').read_text()).get('seconds', {})
         print(f"SynthRIN demo-scale generation (make_demo_data): {t:.1f}s, {n_png} PNG files written; "
               + ', '.join(f'{k} {v:.1f}s' for k, v in parts.items()))
-    shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == '__main__': main()

@@ -103,19 +103,32 @@ def build_encoder(method:str, table:pd.DataFrame, shared:Path, run:Path, a)->Pat
     atomic_write(info_f, json.dumps(info, indent=1))
     return save_encoder(path, enc.cpu(), meta, **{k: v for k, v in info.items() if v is not None})
 
-def pretrain_speed(run:Path, n_images:int, bs:int)->dict:
-    "Views per second of each pretraining over all its epochs (history.csv's epoch times), resumed calls included."
+def pretrain_seconds(run:Path)->dict:
+    "Seconds of each pretraining over all its finished epochs (history.csv's epoch times): every epoch counted once, resumed calls included; None where a time is unreadable."
     out = {}
     for m, slug in METHODS.items():
-        f = run/'pretrain'/method_slug(m)/'history.csv'
-        if slug is None or not f.is_file(): continue
+        f = run/'pretrain'/method_slug(m)/'history.csv' if slug is not None else None
+        if f is None or not f.is_file(): continue
         h = pd.read_csv(f, dtype=str)   # rows without a validation loss have one field fewer: the time is the field like mm:ss
         times = [next((v for v in r if isinstance(v, str) and re.fullmatch(r'\d+:\d\d', v)), None) for r in h.itertuples(index=False)]
-        if any(t is None for t in times): out[m] = None; continue
-        secs = sum(int(t.split(':')[0])*60 + int(t.split(':')[1]) for t in times)
-        views = len(h) * (n_images//bs) * bs * (1 if slug == 'ce' else 2)
+        out[m] = None if any(t is None for t in times) else (len(h), sum(int(t.split(':')[0])*60 + int(t.split(':')[1]) for t in times))
+    return out
+
+def pretrain_speed(run:Path, n_images:int, bs:int)->dict:
+    "Views per second of each pretraining over all its epochs (`pretrain_seconds`), resumed calls included."
+    out = {}
+    for m, es in pretrain_seconds(run).items():
+        if es is None: out[m] = None; continue
+        epochs, secs = es
+        views = epochs * (n_images//bs) * bs * (1 if METHODS[m] == 'ce' else 2)
         out[m] = round(views/secs, 1) if secs else None
     return out
+
+def time_spent(run:Path, timings:dict)->dict:
+    "Minutes per part of the run, summed over every call: pretraining per method from its epochs' times (a call killed mid-pretraining loses none of them), the rest as `timings` recorded each finished part."
+    parts = {f'pretraining {m}': es[1]/60 for m, es in pretrain_seconds(run).items() if es is not None}
+    parts.update({k: v/60 for k, v in timings.items() if k != 'pretraining'})
+    return parts
 
 def loss_curves(run:Path)->pd.DataFrame:
     "Per-epoch training loss of every pretrained method (from its history.csv)."
@@ -542,10 +555,10 @@ def external_results(es:pd.DataFrame)->pd.DataFrame:
 
 def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, dl, ext, emb, figs, timings, wall):
     from modan_nb.experiments import software_versions
-    reading = kept_reading(path)
+    reading, spent = kept_reading(path), time_spent(run, timings)
     L = ['# Real evidence: RealRIN pretraining, four real tasks', '',
          f"Written by `bench/real_evidence.py` on {time.strftime('%Y-%m-%d %H:%M')} (run folder `{run.name}`). "
-         f"The run has taken {sum(timings.values())/60:.0f} min of wall time in all (this call {wall/60:.1f} min); an interrupted run resumes where it stopped.", '',
+         f"Its finished parts took {sum(spent.values()):.0f} min in all, summed over every call (this call's wall time: {wall/60:.1f} min); an interrupted run resumes where it stopped.", '',
          '## Reading', '', READING_START, reading or '_(to be written from the numbers below)_', READING_END, '',
          '## Numbers in words (computed)', '', *auto_reading(ci, dl, ext, emb, curves), '',
          '## Settings', '',
@@ -566,7 +579,7 @@ def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, 
          f"- Label scarcity on {TASK_TITLES[a.scarcity_task]}: 10%, 25% and 100% of the training patients of each fold (stratified); the test folds unchanged.",
          '- Threads: ' + str(a.threads) + '. Pretraining speed (views per second over all epochs, this machine, shared with other jobs; '
          'cross-entropy uses one view per image): ' + ', '.join(f"{m} {v}" for m, v in pretrain_speed(run, len(table), a.bs).items()) + '.',
-         f"- Time, summed over every call of this run (min): total {sum(timings.values())/60:.1f}; " + '; '.join(f"{k} {v/60:.1f}" for k, v in timings.items() if v >= 1) + '.', '']
+         f"- Time of the finished parts, summed over every call of this run (min): total {sum(spent.values()):.1f}; " + '; '.join(f"{k} {v:.1f}" for k, v in spent.items() if v >= 1/60) + '.', '']
     done = aucs.groupby(['task', 'protocol', 'fraction']).repeat.nunique().rename('repeats finished').reset_index()
     done['task'] = done.task.map(lambda t: TASK_TITLES.get(t, t))
     L += ['Repeats finished (every method, every fold) per task, protocol and label fraction:', '', md_table(done, index=False), '']

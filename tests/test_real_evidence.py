@@ -108,3 +108,11 @@ def test_external_results_per_direction(R, shared, tmp_path):
     ext = R.external_results(sc)
     assert set(ext.direction) == {'BUS-BRA -> BUSI', 'BUSI -> BUS-BRA'} and len(ext) == 4
     assert ext.auc.between(0, 1).all() and (ext.auc_lo <= ext.auc).all() and ext[ext.method == 'Scratch'].p_adj.notna().all()
+
+def test_time_spent_counts_every_finished_epoch_once(R, tmp_path):
+    # a call killed mid-pretraining never records its 'pretraining' time: the epochs' own times (history.csv) count instead
+    h = tmp_path/'pretrain'/R.method_slug('ModAn-MulSupCon'); h.mkdir(parents=True)
+    (h/'history.csv').write_text('epoch,train_loss,valid_loss,time\n0,2.7,00:30\n1,2.5,01:30\n')
+    spent = R.time_spent(tmp_path, {'pretraining': 5.0, 'stage 1: sklearn': 120.0})
+    assert spent == {'pretraining ModAn-MulSupCon': 2.0, 'stage 1: sklearn': 2.0}
+    assert R.pretrain_speed(tmp_path, n_images=450, bs=32) == {'ModAn-MulSupCon': round(2*448*2/120, 1)}

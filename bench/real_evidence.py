@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from modan_nb.core import atomic_write_text   # a kill leaves the old file or the new
 
 METHODS = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', 'CE-label': 'ce', 'Scratch': None}
 REFERENCE = 'ModAn-MulSupCon'
@@ -31,10 +32,6 @@ BENCH = Path(__file__).resolve().parent
 
 def log(*a):
     print(time.strftime('%H:%M:%S'), *a, flush=True)
-
-def atomic_write(path:Path, text:str):
-    path = Path(path); tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(text); os.replace(tmp, path)
 
 def method_slug(m:str)->str: return m.lower().replace(' ', '_').replace('-', '_')
 
@@ -67,7 +64,7 @@ def realrin_split(run:Path, shared:Path, a)->pd.DataFrame:
     f = run/'realrin_split.csv'
     if f.is_file(): return pd.read_csv(f, dtype={'group': str})
     df = split_realrin(pd.read_csv(shared/'realrin.csv', dtype={'group': str}), a.per_pair, a.holdout_per_pair, a.seed)
-    df.to_csv(f.with_suffix('.tmp'), index=False); os.replace(f.with_suffix('.tmp'), f)
+    atomic_write_text(f, df.to_csv(index=False))
     return df
 
 # ---------------------------------------------------------------- encoders
@@ -100,7 +97,7 @@ def build_encoder(method:str, table:pd.DataFrame, shared:Path, run:Path, a)->Pat
         info = dict(method=method, epochs=a.epochs, seconds_this_call=round(secs, 1), epochs_this_call=a.epochs - min(done_before, a.epochs),
                     views_per_s=round(n_imgs/secs, 1) if secs > 0 and n_imgs else None, n_images=len(table), n_views=n_views)
         log(f"  pretrained {method}: {info['epochs_this_call']} epochs in {secs:.0f} s ({info['views_per_s']} views/s)")
-    atomic_write(info_f, json.dumps(info, indent=1))
+    atomic_write_text(info_f, json.dumps(info, indent=1))
     return save_encoder(path, enc.cpu(), meta, **{k: v for k, v in info.items() if v is not None})
 
 def pretrain_seconds(run:Path)->dict:
@@ -433,7 +430,7 @@ def check_settings(run:Path, a):
         diff = {k: (old.get(k), now[k]) for k in now if old.get(k) != now[k]}
         if diff: raise SystemExit(f"{run} holds a run with other settings {diff} (old, new): pass --fresh, or another --run")
     run.mkdir(parents=True, exist_ok=True)
-    atomic_write(f, json.dumps(now, indent=1))
+    atomic_write_text(f, json.dumps(now, indent=1))
 
 def cap_cases(df:pd.DataFrame, max_cases:int, seed:int)->pd.DataFrame:
     "At most about `max_cases` rows: a stratified sample of whole patients (`data.subsample_fraction`); the table itself when smaller."
@@ -468,7 +465,7 @@ def main(argv=None):
     tf = run/'timings.json'   # seconds per part, summed over every call (interrupted and resumed runs included)
     timings = json.loads(tf.read_text()) if tf.is_file() else {}
     def spent(key, dt):
-        timings[key] = timings.get(key, 0.) + dt; atomic_write(tf, json.dumps(timings, indent=1))
+        timings[key] = timings.get(key, 0.) + dt; atomic_write_text(tf, json.dumps(timings, indent=1))
     log(f"run folder {run}; settings: " + ', '.join(f'{k}={getattr(a, k)}' for k in RESULT_SETTINGS) + f", repeats={a.repeats}, threads={a.threads}")
     # 1. pretraining
     split = realrin_split(run, shared, a)
@@ -488,7 +485,7 @@ def main(argv=None):
     if emb_f.is_file(): emb = pd.read_csv(emb_f)
     else:
         emb = embedding_evidence(encoders, held, shared, a)
-        emb.to_csv(emb_f.with_suffix('.tmp'), index=False); os.replace(emb_f.with_suffix('.tmp'), emb_f)
+        atomic_write_text(emb_f, emb.to_csv(index=False))
     spent('embedding analysis', time.time() - t0)
     log(f"embeddings analysed ({time.time()-T0:.0f} s since start)")
     # 3. the transfer grid, stage by stage; the report is rewritten after each
@@ -621,6 +618,6 @@ def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, 
           + f' --repeats {a.repeats} --threads {a.threads}', '```', '',
           'Per-unit results: `<run>/transfer/auc.csv`, every test case\'s score: `<run>/transfer/scores.csv`, tables: `<run>/*.csv`.', '',
           '## Software', ''] + [f"- {k}: {v}" for k, v in software_versions().items()] + ['']
-    atomic_write(path, '\n'.join(L))
+    atomic_write_text(path, '\n'.join(L))
 
 if __name__ == '__main__': main()

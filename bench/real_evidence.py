@@ -104,8 +104,8 @@ def pretrain_seconds(run:Path)->dict:
     "Seconds of each pretraining over all its finished epochs (history.csv's epoch times): every epoch counted once, resumed calls included; None where a time is unreadable."
     out = {}
     for m, slug in METHODS.items():
-        f = run/'pretrain'/method_slug(m)/'history.csv' if slug is not None else None
-        if f is None or not f.is_file(): continue
+        f = run/'pretrain'/method_slug(m)/'history.csv'
+        if slug is None or not f.is_file(): continue
         h = pd.read_csv(f, dtype=str)   # rows without a validation loss have one field fewer: the time is the field like mm:ss
         times = [next((v for v in r if isinstance(v, str) and re.fullmatch(r'\d+:\d\d', v)), None) for r in h.itertuples(index=False)]
         out[m] = None if any(t is None for t in times) else (len(h), sum(int(t.split(':')[0])*60 + int(t.split(':')[1]) for t in times))
@@ -124,7 +124,7 @@ def pretrain_speed(run:Path, n_images:int, bs:int)->dict:
 def time_spent(run:Path, timings:dict)->dict:
     "Minutes per part of the run, summed over every call: pretraining per method from its epochs' times (a call killed mid-pretraining loses none of them), the rest as `timings` recorded each finished part."
     parts = {f'pretraining {m}': es[1]/60 for m, es in pretrain_seconds(run).items() if es is not None}
-    parts.update({k: v/60 for k, v in timings.items() if k != 'pretraining'})
+    parts.update({k: v/60 for k, v in timings.items() if k != 'pretraining'})   # 'pretraining': a call-level figure older runs recorded
     return parts
 
 def loss_curves(run:Path)->pd.DataFrame:
@@ -472,12 +472,10 @@ def main(argv=None):
     table = split[split.split == 'pretrain'].reset_index(drop=True)
     held = split[split.split == 'holdout'].reset_index(drop=True)
     log(f"RealRIN: {len(table)} pretraining images, {len(held)} held-out images ({held.group.nunique()} patients), {table.groupby(['modality', 'anatomy']).ngroups} pairs")
-    t0 = time.time()
     if a.report_only:
         missing = [m for m in METHODS if not (run/'encoders'/f'{method_slug(m)}.pth').is_file()]
         if missing: raise SystemExit(f"--report-only: {run} has no encoder of {missing} yet")
-    encoders = {m: build_encoder(m, table, shared, run, a) for m in METHODS}
-    spent('pretraining', time.time() - t0)
+    encoders = {m: build_encoder(m, table, shared, run, a) for m in METHODS}   # their time: `pretrain_seconds`, from the epochs
     info = {m: json.loads((run/'encoders'/f'{method_slug(m)}.json').read_text()) for m in METHODS}
     # 2. embeddings of held-out RealRIN images
     t0 = time.time()

@@ -421,6 +421,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  device=None, # where batches (and the in-memory set) go; default `default_device()`
                  seed:int=0, # seeds the valid split and the shuffling
                  store:ImageStore|None=None, # how images are decoded and kept (default `ImageStore()`)
+                 drop_last:bool=True, # drop the last partial training batch of each epoch (False: keep it, the authors')
                  **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, on_bad='skip', ...), or `read_pretrain_table`'s mapping / new_values
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
@@ -456,7 +457,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
         b = bs
         if k == 0 and 0 < len(ix) < bs:
             warnings.warn(f"only {len(ix)} training images for batch size {bs}: using bs={len(ix)}"); b = len(ix)
-        dl = TensorImageDL(ds, bs=b, shuffle=(k == 0), drop_last=(k == 0), device=dev, seed=seed + k,
+        dl = TensorImageDL(ds, bs=b, shuffle=(k == 0), drop_last=(k == 0 and drop_last), device=dev, seed=seed + k,
                            store_on_device=store.store_on_device, num_workers=0 if in_memory else num_workers)
         dl.label_vocab, dl.pair_vocab = label_vocab, pair_vocab
         dls_.append(dl)

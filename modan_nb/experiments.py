@@ -27,10 +27,10 @@ __all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'PRET
            'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network', 'transfer_recipe', 'demo_config',
            'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task', 'method_slug',
            'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder',
-           'build_encoders', 'run_experiment', 'correction_phrase', 'headline_protocols', 'headline_table',
-           'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables', 'figures',
-           'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines', 'write_report', 'summary_text',
-           'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
+           'transfer_encoders', 'build_encoders', 'run_experiment', 'correction_phrase', 'headline_protocols',
+           'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables',
+           'figures', 'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines', 'write_report',
+           'summary_text', 'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
@@ -104,12 +104,15 @@ class ExperimentConfig:
     ft_lr:float=1e-4
     ft_step:int=5 # StepLR step (epochs); gamma 0.1
     select:str|None=None # the fine-tuned epoch tested: 'best' (validation AUC, the paper) or 'last' (the authors); null: the recipe's
-    valid_frac:float|None=None # training patients held out to choose the epoch (0: none); null: the recipe's (paper 0.2, authors 0)
+    valid_frac:float|None=None # training patients held out to choose the epoch (0: none); null: the recipe's (paper 0.2, authors 0); ignored for tables with their own train/val/test splits (RadImageNet's), whose val split is used
     probe_lr:float|None=None # linear probing Adam lr; null: the recipe's (paper: ft_lr, authors 1e-3)
     probe_bn:str|None=None # linear probing BatchNorm: 'eval' (paper) or 'train' (authors); null: the recipe's
     ft_head:str|None=None # fine-tuning head: 'linear' or 'features_as_logits' (authors); null: the recipe's
     probe_head:str|None=None # linear probing head: 'linear' or 'two_logit' (authors); null: the recipe's
     task_normalize:str|None=None # downstream input normalisation: 'encoder' or 'none' (authors); null: the recipe's
+    probe_epochs:int|None=None # linear probing epochs; null: the recipe's (paper: ft_epochs, authors 10)
+    transfer_overrides:dict=field(default_factory=dict) # method -> {TransferRecipe field: value} for that method only, e.g. {SimCLR: {head: two_logit}}
+    reinit:bool=False # draw Scratch and ImageNet's encoder (its random first layer) anew for every fold and repeat, as the authors' unseeded runs; false: once per run
     duplicates:str='error' # images that occur twice in a task table: 'error', 'drop' or 'keep' (a task spec may set its own)
     alternative:str='two-sided' # Wilcoxon alternative; the authors' code used 'greater'
     correction:str='holm' # multiple-comparison correction (statsmodels method name)
@@ -159,6 +162,7 @@ class ExperimentConfig:
         for k in ('synth', 'tasks'):
             if not isinstance(getattr(self, k), dict): raise ValueError(f"{k}: expected a mapping, got {getattr(self, k)!r}")
         if not isinstance(self.umap, bool): raise ValueError(f"umap: expected true or false, got {self.umap!r}")
+        if not isinstance(self.reinit, bool): raise ValueError(f"reinit: expected true or false, got {self.reinit!r}")
         if not self.name or Path(self.name).name != self.name: raise ValueError(f"name: {self.name!r} must be a plain folder name")
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad: raise ValueError(f"unknown method(s) {bad}; known: {list(ALL_METHODS)}")
@@ -208,6 +212,13 @@ class ExperimentConfig:
             if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1: raise ValueError(f"crop_scale: {cs!r} must be [lo, hi] with 0 < lo <= hi <= 1")
         for k in ('valid_frac', 'probe_lr'):
             if getattr(self, k) is not None: setattr(self, k, _as_float(k, getattr(self, k)))
+        if self.probe_epochs is not None:
+            self.probe_epochs = _as_int('probe_epochs', self.probe_epochs)
+            if self.probe_epochs < 1: raise ValueError(f"probe_epochs: {self.probe_epochs!r} is below its minimum 1 (or null: the recipe's)")
+        if not isinstance(self.transfer_overrides, dict): raise ValueError(f"transfer_overrides: expected a mapping method -> settings, got {self.transfer_overrides!r}")
+        for m, ov in self.transfer_overrides.items():
+            if m not in ALL_METHODS: raise ValueError(f"transfer_overrides: {m!r} is not a method ({list(ALL_METHODS)})")
+            if not isinstance(ov, dict): raise ValueError(f"transfer_overrides: {m}: expected a mapping of settings, got {ov!r}")
         if self.valid_frac is not None and not 0 <= self.valid_frac < 1: raise ValueError(f"valid_frac: {self.valid_frac!r} must be in [0, 1)")
         if self.probe_lr is not None and self.probe_lr <= 0: raise ValueError(f"probe_lr: {self.probe_lr!r} must be > 0")
         if not isinstance(self.pretrain_overrides, dict): raise ValueError(f"pretrain_overrides: expected a mapping method -> settings, got {self.pretrain_overrides!r}")
@@ -242,7 +253,10 @@ def _check_task_spec(name:str, spec, check_paths:bool=True):
     bad = [o for o in options if o not in params[1:]]
     if bad: raise ValueError(f"task {name!r}: reader {spec['reader']!r} ({fn.__name__}) has no option(s) {bad}; its options: {params[1:]}")
     if spec.get('duplicates', 'error') not in DUPLICATES: raise ValueError(f"task {name!r}: duplicates: {spec['duplicates']!r} is not one of {list(DUPLICATES)}")
-    if spec.get('agg') not in (None, 'mean', 'max'): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'mean', 'max' or null")
+    if spec.get('agg') not in (None, 'none', 'mean', 'max'): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'none' (per image), 'mean' or 'max' (per group)")
+    if spec['reader'] == 'radimagenet' and spec.get('task') == 'acl' and spec.get('agg') is None:
+        raise ValueError(f"task {name!r}: RadImageNet's ACL tables hold several slices of each knee: say which unit the AUC is "
+                         "computed on, agg: none (per slice, the authors' code) or agg: max / mean (one score per knee)")
     root = spec.get('root', spec.get('path'))
     if root is None: raise ValueError(f"task {name!r}: give the data set's 'root' folder (or 'path' for an npz file)")
     if not isinstance(root, (str, Path)): raise ValueError(f"task {name!r}: root: {root!r} is not a path")
@@ -280,8 +294,13 @@ def transfer_recipe(cfg:ExperimentConfig):
     kw = dict(size=cfg.task_size, epochs=cfg.ft_epochs, bs=cfg.ft_bs, lr=cfg.ft_lr, step_size=cfg.ft_step, n_folds=cfg.n_folds,
               repeats=cfg.repeats, fractions=tuple(cfg.fractions))
     kw.update({k: v for k, v in dict(select=cfg.select, valid_frac=cfg.valid_frac, probe_lr=cfg.probe_lr, probe_bn=cfg.probe_bn,
-                                     head=cfg.ft_head, probe_head=cfg.probe_head, normalize=cfg.task_normalize).items() if v is not None})
-    return base(**kw)
+                                     head=cfg.ft_head, probe_head=cfg.probe_head, normalize=cfg.task_normalize,
+                                     probe_epochs=cfg.probe_epochs).items() if v is not None})
+    r = base(**kw)
+    if not cfg.transfer_overrides: return r
+    per = {m: dict(ov) for m, ov in r.per_method.items()}
+    for m, ov in cfg.transfer_overrides.items(): per[m] = {**per.get(m, {}), **ov}
+    return r.replace(per_method=per)
 
 
 # %% ../nbs/10_experiments.ipynb #48681936
@@ -489,6 +508,16 @@ def build_encoder(method:str, cfg:ExperimentConfig, run:Path, table=None, root=N
     atomic_write_text(side, json.dumps(rec, indent=1, default=str))
     return path
 
+def transfer_encoders(cfg:ExperimentConfig, encoders:dict)->dict:
+    "The encoders `run_transfer` gets: the files, with Scratch and ImageNet as `transfer.Reinit` (drawn anew for every unit) when `cfg.reinit`."
+    from modan_nb.transfer import Reinit
+    from modan_nb.models import create_encoder
+    if not cfg.reinit: return dict(encoders)
+    net = network(cfg)
+    make = dict(Scratch=lambda: create_encoder(cfg.arch, None, stem=net['stem'], normalize=net['normalize']),
+                ImageNet=lambda: _imagenet_encoder(cfg))
+    return {m: Reinit(make[m], m) if m in make else p for m, p in encoders.items()}
+
 def build_encoders(cfg:ExperimentConfig, run:Path, log=print)->tuple:
     "Every configured method's encoder file, and {method: reason} for those that could not be made."
     need = [m for m in cfg.methods if m in PRETRAIN_METHOD and cached_encoder(m, cfg, run, log=lambda *a: None) is None]
@@ -506,7 +535,8 @@ def build_encoders(cfg:ExperimentConfig, run:Path, log=print)->tuple:
 RESULT_KEYS = ('name', 'pretrain', 'pretrain_root', 'synth', 'tasks', 'n_folds', 'arch', 'recipe', 'stem', 'normalize', 'pretrain_head',
                'pretrain_schedule', 'crop_scale', 'imagenet_conv1', 'pretrain_overrides', 'pretrain_size', 'pretrain_epochs',
                'pretrain_bs', 'pretrain_max_images', 'ce_label', 'task_size', 'ft_epochs', 'ft_bs', 'ft_lr', 'ft_step', 'select',
-               'valid_frac', 'probe_lr', 'probe_bn', 'ft_head', 'probe_head', 'task_normalize', 'duplicates', 'seed')
+               'valid_frac', 'probe_lr', 'probe_bn', 'ft_head', 'probe_head', 'task_normalize', 'probe_epochs', 'transfer_overrides',
+               'reinit', 'duplicates', 'seed')
 RESULT_FILES = ('transfer', 'tables', 'figures', 'aucs.csv', 'report.md')   # what --redo discards (encoders stay)
 
 def _check_run_dir(cfg, run:Path, redo:bool=False, log=print):
@@ -574,7 +604,7 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     for t, df in tasks.items():
         t1 = time.time()
         (run/'transfer'/t).mkdir(parents=True, exist_ok=True)
-        a, s = run_transfer({m: p for m, p in encoders.items()}, df, t, recipe=transfer_recipe(cfg), protocols=cfg.protocols,
+        a, s = run_transfer(transfer_encoders(cfg, encoders), df, t, recipe=transfer_recipe(cfg), protocols=cfg.protocols,
                             seed=cfg.seed, out_dir=run/'transfer'/t, resume=True, agg=cfg.tasks[t].get('agg'),
                             duplicates=cfg.tasks[t].get('duplicates', cfg.duplicates), device=cfg.device, callback=bar)
         aucs.append(a); scores.append(s); timings[f'task {t}'] = time.time() - t1

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_learner.ipynb #36a34828
 from __future__ import annotations
-import dataclasses, json, math, os, random, warnings
+import dataclasses, hashlib, json, math, os, random, warnings
 from dataclasses import dataclass, field, asdict
 from contextlib import nullcontext
 from functools import partial
@@ -33,13 +33,13 @@ from .augment import crop_thetas, ViewAugment, show_views
 _all_ = ['crop_thetas', 'ViewAugment'] # defined in notebook 05a; importable from here as before
 
 # %% auto #0
-__all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'RECIPES', 'NULLABLE', 'LABEL_FROM', 'DATA_OPTIONS', 'RUN_OPTIONS', 'RECIPE_FIELDS',
-           'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe', 'paper_recipe', 'authors_recipe',
-           'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule', 'LinearClassifier',
-           'ResumableCheckpoint', 'check_same_settings', 'repair_history', 'ResumableCSVLogger', 'NoValidation',
-           'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files', 'modan_pretrain',
-           'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'recipe_from_file', 'pretrain_cli', 'crop_thetas',
-           'ViewAugment']
+__all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'PRECISIONS', 'RECIPES', 'NULLABLE', 'LABEL_FROM', 'DATA_OPTIONS', 'RUN_OPTIONS',
+           'RECIPE_FIELDS', 'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe', 'paper_recipe',
+           'authors_recipe', 'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule',
+           'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'data_identity', 'check_same_data',
+           'repair_history', 'ResumableCSVLogger', 'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain',
+           'remove_stale_temp_files', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain',
+           'recipe_from_file', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
 TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
@@ -110,6 +110,7 @@ METHODS = { # what each method is: its loss, the target it needs from the batch,
     'ce':     dict(loss='ce', target='y_label', needs='label', contrastive=False),
 }
 SCHEDULES = ('cosine', 'step', 'cosine_epoch', 'constant')
+PRECISIONS = ('bf16', 'fp16') # mixed precision on a GPU (a CPU run is float32)
 
 def _check_method(method):
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -143,6 +144,8 @@ class PretrainRecipe:
     head:str|None='mlp' # projection head of the contrastive methods, see `HEADS`
     weights:str|None=None # the starting weights: None (random), 'imagenet' or an encoder file
     conv1:str='fold' # with ImageNet weights: 'fold' the RGB first layer, or 'random' (the authors')
+    precision:str='bf16' # mixed precision on a GPU: 'bf16' (fp16 with loss scaling where the GPU lacks bf16) or 'fp16' with a gradient scaler (the authors' ModAn)
+    drop_last:bool=True # drop the last partial training batch of each epoch (False: keep it, as the authors' DataLoader did)
 
     def __post_init__(self):
         _check_method(self.method)
@@ -165,6 +168,8 @@ class PretrainRecipe:
         if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
         if self.head is not None and self.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
         if self.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
+        if self.precision not in PRECISIONS: raise bad('precision', f"choose one of {list(PRECISIONS)}")
+        if not isinstance(self.drop_last, (bool, np.bool_)): raise bad('drop_last', 'must be True or False')
         if any(m < 0 for m in self.milestones) or not (0 < self.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
 
     def replace(self, **kw)->PretrainRecipe:
@@ -196,9 +201,9 @@ def authors_recipe(method:str)->PretrainRecipe:
     if method in ('modan', 'supcon'):
         return PretrainRecipe(method, 'authors', lr=0.05, epochs=200, schedule='step', warmup_epochs=3, warmup_from=0.01,
                               milestones=(700, 800, 900), gamma=0.1, temperature=0.07, tau=0.3 if method == 'modan' else None,
-                              head='fc1000', **net)
+                              head='fc1000', precision='fp16', drop_last=False, **net)
     if method == 'simclr':
-        return PretrainRecipe('simclr', 'authors', lr=0.5, epochs=200, schedule='cosine_epoch', temperature=0.1, tau=None,
+        return PretrainRecipe('simclr', 'authors', lr=0.05, epochs=200, schedule='cosine_epoch', temperature=0.1, tau=None,
                               blur_p=1., head='mlp_nobn', **net)
     return PretrainRecipe('ce', 'authors', opt='adam', lr=1e-3, wd=0., bs=32, epochs=200, schedule='constant', n_views=1,
                           augment=False, temperature=None, tau=None, weights='imagenet', conv1='random', **net)
@@ -294,7 +299,8 @@ class ResumableCheckpoint(Callback):
     "Save model, optimiser, counters, losses and random states to `fname` after every epoch; count optimiser steps."
     order = 65 # after the Recorder and CSVLogger have logged the epoch
     def __init__(self, fname:str|Path='checkpoint.pth', # relative to `learn.path`
-                 info:dict|None=None): # plain values to keep (arch, method...), checked on resume
+                 info:dict|None=None, # plain values to keep (arch, method...), checked on resume
+                 data:dict|None=None): # the pretraining data's identity (`data_identity`), checked on resume
         store_attr(); self.steps_done, self.start_epoch, self.epochs_done, self.skipping = 0, 0, 0, False
     @property
     def file(self): return Path(self.learn.path)/self.fname
@@ -321,7 +327,7 @@ class ResumableCheckpoint(Callback):
         self.learn.n_steps, self.epochs_done = self.steps_done, self.epoch + 1
         if rank_distrib(): return
         r = self.recorder
-        ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.steps_done, info=self.info or {},
+        ck = dict(epoch=self.epoch, n_epoch=self.n_epoch, n_steps=self.steps_done, info=self.info or {}, data=self.data,
                   model=_unwrap(self.model).state_dict(), opt=_py(self.opt.state_dict()), rng=_rng_states(self.dls),
                   recorder=dict(losses=[float(o) for o in r.losses], lrs=[float(o) for o in r.lrs],
                                 iters=[int(o) for o in r.iters], values=[[None if v is None else float(v) for v in row] for row in r.values],
@@ -336,6 +342,7 @@ class ResumableCheckpoint(Callback):
         ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
         if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
             raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
+        check_same_data(ck.get('data'), self.data, self.file)
         check_same_settings(ck.get('info', {}), self.info or {}, self.file)
         try: _unwrap(learn.model).load_state_dict(ck['model'])
         except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
@@ -356,6 +363,24 @@ def check_same_settings(saved:dict, now:dict, file)->None:
         raise ValueError(f"checkpoint {file} was written with other settings: "
                          + '; '.join(f"{k}={saved[k]!r} there, {k}={now[k]!r} now" for k in diff)
                          + ". Resume with the same settings, or start a new run (resume=False, or another path)")
+
+def data_identity(dls)->dict|None:
+    "What the pretraining data are: the SHA-256 of the training table (path, class, split) and its image paths (None: unknown)."
+    tab = getattr(dls, 'table', None)
+    if not isinstance(tab, pd.DataFrame) or 'path' not in tab.columns: return None
+    t = tab[[c for c in ('path', 'class', 'split') if c in tab.columns]].astype(str)
+    return dict(sha256=hashlib.sha256(t.to_csv(index=False).encode()).hexdigest(), images=t['path'].tolist())
+
+def check_same_data(saved:dict|None, now:dict|None, file)->None:
+    "Refuse to resume `file` on other pretraining data; the message names both tables (SHA-256, images) and what differs."
+    if not saved or not now or saved['sha256'] == now['sha256']: return
+    a, b = set(saved['images']), set(now['images'])
+    first = lambda s: f" (first: {sorted(s)[0]})" if s else ''
+    what = (f"{len(a - b)} image(s) only there{first(a - b)}, {len(b - a)} only now{first(b - a)}" if a != b
+            else "the same images with other metadata or another train/valid split")
+    raise ValueError(f"checkpoint {file} was pretrained on other data: the table with SHA-256 {saved['sha256']} "
+                     f"({len(saved['images'])} images) there, {now['sha256']} ({len(now['images'])} images) now; {what}. "
+                     "Resume on the same table, or start a new run (resume=False, or another path)")
 
 def repair_history(file:Path, n_epochs:int)->None:
     "Keep the header and the first `n_epochs` complete rows of a CSV log (a kill can leave a cut row or one epoch too many)."
@@ -484,6 +509,7 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     dev = default_device(device); cuda = dev.type == 'cuda'
     progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)
+    if not isinstance(data, DataLoaders) and not r.drop_last: dk = dict(dk, drop_last=False)   # DataLoaders given keep their own
     dls = _make_dls(data, method, r.bs, size, label_from, dev, seed, dk)
     encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
     ce_class = None
@@ -508,11 +534,11 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     channels_last = cuda if run.get('channels_last') is None else run['channels_last']
     info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class)
     if run.get('aug') is not None: info['aug'] = repr(aug)
-    ckpt = ResumableCheckpoint('checkpoint.pth', info)
+    ckpt = ResumableCheckpoint('checkpoint.pth', info, data_identity(dls))
     all_cbs = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
                ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
     mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
-    if mp: all_cbs.append(MixedPrecision(amp_mode='bf16' if cuda and torch.cuda.is_bf16_supported() else 'fp16'))
+    if mp: all_cbs.append(MixedPrecision(amp_mode='bf16' if r.precision == 'bf16' and cuda and torch.cuda.is_bf16_supported() else 'fp16'))
     learn = Learner(dls, model.to(dev), loss_func=loss, opt_func=make_opt_func(r.opt, r.mom, r.wd), lr=r.lr, path=path,
                     model_dir='.', cbs=all_cbs)
     if channels_last: learn.model.to(memory_format=torch.channels_last)

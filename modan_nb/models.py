@@ -21,7 +21,7 @@ __all__ = ['ARCHS', 'STEMS', 'GRAY_MEAN', 'GRAY_STD', 'CONV1', 'HEADS', 'FORMAT'
 
 # %% ../nbs/05_models.ipynb #70637bd4
 ARCHS = {'resnet18': 'ResNet18_Weights', 'resnet34': 'ResNet34_Weights', 'resnet50': 'ResNet50_Weights'}
-STEMS = {'paper': '3x3 stride 1, max pool kept (modan_nb default)', 'torchvision': '7x7 stride 2 (torchvision; the authors\' scripts)'}
+STEMS = {'paper': '3x3 stride 1, max pool kept (as the paper describes it; modan_nb default)', 'torchvision': '7x7 stride 2 (torchvision; the authors\' scripts)'}
 GRAY_MEAN, GRAY_STD = 0.449, 0.226 # ImageNet's channel means/stds averaged: the grayscale normalisation
 
 def _check_arch(arch):

@@ -20,7 +20,8 @@ from .stats import (REFERENCE, auc_ci, fold_aucs, summary_aucs, wilcoxon_vs_refe
 __all__ = ['PUBLISHED_RUNS', 'PUBLISHED_TASKS', 'PRINTED_NAMES', 'published_dir', 'fold_path', 'read_fold_csv',
            'read_published_results', 'read_published_stats', 'write_published_layout', 'read_printed_tables',
            'reproduce_published', 'compare_with_printed', 'fold_auc_cis', 'variance_components', 'fold_combined_test',
-           'combined_tests', 'plot_forest']
+           'combined_tests', 'plot_forest', 'paired_fold_test', 'paired_tests', 'permutation_p',
+           'unpaired_repeat_tests']
 
 # %% ../nbs/11_published.ipynb #1bb8e732
 PUBLISHED_RUNS = {  # the authors' run folder -> (method, protocol), as their result scripts read them
@@ -284,3 +285,97 @@ def plot_forest(tests:pd.DataFrame, # from `combined_tests`
         ax.set_xlabel('AUC difference (mean of 5 folds)', fontsize=9); ax.tick_params(axis='x', labelsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/11_published.ipynb #797a697a
+from .stats import delong_test
+
+def _aligned_labels(d:pd.DataFrame, where:str)->np.ndarray:
+    "The labels of one fold's files, row by row, when every file lists them in the same order; else an error naming the fold."
+    dup = d.duplicated(['row', 'method', 'repeat'])
+    if dup.any(): raise ValueError(f"{where}: row {int(d.row[dup].iloc[0])} of {d.method[dup].iloc[0]!r}, repeat {int(d.repeat[dup].iloc[0])} occurs twice")
+    lab = d.pivot(index='row', columns=['method', 'repeat'], values='label')
+    if lab.isna().any().any() or (lab.nunique(axis=1) > 1).any():
+        bad = int((lab.nunique(axis=1) > 1).idxmax()) if (lab.nunique(axis=1) > 1).any() else None
+        raise ValueError(f"{where}: the files do not list the same labels in the same order (first differing row: {bad}), "
+                         "so row k is not the same case in every file and the cases cannot be paired")
+    return lab.iloc[:, 0].to_numpy().astype(int)
+
+def paired_fold_test(scores:pd.DataFrame, # score table (`read_published_results`) whose rows are aligned within a fold
+                     method:str, task:str, protocol:str='linear', # the baseline, the task, the protocol (the probe's rows are aligned)
+                     reference:str=REFERENCE, alpha:float=0.05)->dict:
+    "Paired DeLong per repeat and fold (row k is one case in every file of a fold), combined over the repeats, then the folds."
+    alpha = _check_alpha(alpha)
+    d = scores[(scores.task == task) & (scores.protocol == protocol) & scores.method.isin([reference, method])]
+    if d.empty or set(d.method) != {reference, method}: raise KeyError(f"no scores for both {reference!r} and {method!r} on {task!r}/{protocol!r}")
+    per = []
+    for f, df in d.groupby('fold'):
+        y = _aligned_labels(df, f"{task}/{protocol} fold {f}")
+        s = df.pivot(index='row', columns=['method', 'repeat'], values='score')
+        t = [delong_test(y, s[(reference, r)].to_numpy(), s[(method, r)].to_numpy()) for r in sorted(set(df.repeat))]
+        dd, sd = np.array([o.diff for o in t]), np.array([o.sd for o in t])
+        # a fold's repeat-mean difference: the cases are shared by the repeats (mean sd, no 1/sqrt(R)) plus training noise
+        per.append((dd.mean(), np.sqrt(sd.mean()**2 + (dd.var(ddof=1) if len(dd) > 1 else 0.)/len(dd))))
+    diff_f, se_f = map(np.array, zip(*per))
+    F, d_hat = len(per), diff_f.mean()
+    se = np.sqrt((se_f**2).sum())/F
+    q, z = sps.norm.ppf(1 - alpha/2), d_hat/se
+    return dict(task=task, protocol=protocol, method=method, diff=d_hat, se=se, lo=d_hat - q*se, hi=d_hat + q*se, z=z,
+                p_greater=sps.norm.sf(z), p_two_sided=2*sps.norm.sf(abs(z)), folds_favour=int((diff_f > 0).sum()), n_folds=F)
+
+def paired_tests(scores:pd.DataFrame, # score table with aligned rows (the probe's)
+                 protocol:str='linear', reference:str=REFERENCE, alpha:float=0.05,
+                 correction:str='holm', # over the baselines of each task
+                )->pd.DataFrame:
+    "`paired_fold_test` of every baseline against the reference on every task, with `p_adj` (two-sided)."
+    d = scores[scores.protocol == protocol]
+    rows = [paired_fold_test(d, m, t, protocol, reference, alpha) for t, g in d.groupby('task', sort=False)
+            for m in dict.fromkeys(g.method) if m != reference]
+    out = pd.DataFrame(rows)
+    out['p_adj'] = np.nan
+    for _, idx in out.groupby('task').groups.items(): out.loc[idx, 'p_adj'] = adjust_pvalues(out.loc[idx, 'p_two_sided'], correction)
+    return out
+
+# %% ../nbs/11_published.ipynb #6b075149
+import itertools, math
+from functools import lru_cache
+
+@lru_cache(maxsize=8)
+def _splits(N:int, n:int)->np.ndarray:
+    "Every way of choosing n of N positions (the exact permutation distribution's splits), computed once per (N, n)."
+    return np.array(list(itertools.combinations(range(N), n)), dtype=np.int16)
+
+def permutation_p(a, b, # two independent samples (e.g. 10 repeat AUCs of two methods)
+                  alternative:str='two-sided', # 'two-sided', 'greater' (mean of a above b's) or 'less'
+                  max_exact:int=2_000_000, n_resamples:int=200_000, seed:int=0)->float:
+    "Permutation p of the difference of means, exact over all splits of the pooled values when there are at most `max_exact`."
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    x, n = np.r_[a, b], len(a)
+    if math.comb(len(x), n) <= max_exact:
+        idx = _splits(len(x), n)
+    else: idx = np.argsort(np.random.default_rng(seed).random((n_resamples, len(x))), axis=1)[:, :n]
+    tot = x.sum()
+    d = x[idx].sum(1)/n - (tot - x[idx].sum(1))/(len(x) - n)
+    obs, eps = a.mean() - b.mean(), 1e-12
+    if alternative == 'greater': return float((d >= obs - eps).mean())
+    if alternative == 'less': return float((d <= obs + eps).mean())
+    if alternative == 'two-sided': return float(min(1., 2*min((d >= obs - eps).mean(), (d <= obs + eps).mean())))   # scipy's convention
+    raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+
+def unpaired_repeat_tests(summ:pd.DataFrame, # summary AUCs (`summary_aucs`): method, task, protocol, repeat, auc
+                          reference:str=REFERENCE, correction:str='holm', # over the baselines of each task and protocol
+                         )->pd.DataFrame:
+    "Reference against each baseline over the repeats' summary AUCs without pairing repeat k with repeat k: exact permutation test of the mean difference and Mann-Whitney U."
+    rows = []
+    for (t, p), d in summ.groupby(['task', 'protocol'], sort=False):
+        a = d[d.method == reference].auc.to_numpy()
+        for m in dict.fromkeys(d.method):
+            if m == reference: continue
+            b = d[d.method == m].auc.to_numpy()
+            rows.append(dict(task=t, protocol=p, method=m, diff=a.mean() - b.mean(),
+                             p_perm_greater=permutation_p(a, b, 'greater'), p_perm_two_sided=permutation_p(a, b),
+                             p_mw_greater=sps.mannwhitneyu(a, b, alternative='greater').pvalue,
+                             p_mw_two_sided=sps.mannwhitneyu(a, b, alternative='two-sided').pvalue))
+    out = pd.DataFrame(rows)
+    out['p_adj'] = np.nan
+    for _, idx in out.groupby(['task', 'protocol']).groups.items(): out.loc[idx, 'p_adj'] = adjust_pvalues(out.loc[idx, 'p_perm_two_sided'], correction)
+    return out

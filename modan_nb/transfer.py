@@ -31,10 +31,11 @@ from fastai.optimizer import OptimWrapper
 from .tasks import DUPLICATES, save_folds
 
 # %% auto #0
-__all__ = ['HEADS', 'DEFAULT_CS', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane', 'task_cases',
-           'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images', 'extract_features', 'make_head',
-           'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR', 'BestEpoch', 'binary_learner', 'fit_binary',
-           'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed', 'run_transfer', 'demo_encoders']
+__all__ = ['HEADS', 'DEFAULT_CS', 'PER_METHOD', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
+           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
+           'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
+           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed',
+           'Reinit', 'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -399,6 +400,8 @@ def inner_split(cases:pd.DataFrame, # training cases (label, group)
 
 # %% ../nbs/07_transfer.ipynb #f3a1c0d7
 _SELECT, _PROBE_BN, _NORMALIZE = ('best', 'last'), ('eval', 'train'), ('encoder', 'none')
+PER_METHOD = ('epochs', 'bs', 'lr', 'step_size', 'gamma', 'probe_lr', 'probe_epochs', 'probe_bn', 'head', 'probe_head', 'normalize',
+              'pool', 'max_slices')   # what may differ between the methods of one run (the splits and sizes may not)
 
 @dataclass(frozen=True)
 class TransferRecipe:
@@ -410,7 +413,7 @@ class TransferRecipe:
     step_size:int=5 # StepLR step (epochs)
     gamma:float=0.1 # StepLR factor
     select:str='best' # 'best': the epoch of best validation AUC (ties: lower loss); 'last': the last epoch
-    valid_frac:float=0.2 # share of the training patients held out when select='best' (0: none, the last epoch)
+    valid_frac:float=0.2 # share of the training patients held out when select='best' (0: none, the last epoch); a table with predefined train/val/test splits uses its own val split instead
     probe_lr:float|None=None # linear probing Adam learning rate (None: `lr`, the paper's one recipe)
     probe_epochs:int|None=None # linear probing epochs (None: `epochs`)
     probe_bn:str='eval' # linear probing: 'eval' (frozen encoder in eval mode, features cached) or 'train' (BatchNorm in training mode)
@@ -422,6 +425,7 @@ class TransferRecipe:
     n_folds:int=5 # outer folds when the table has none
     repeats:int=10 # the fold procedure is repeated with folds unchanged
     fractions:tuple=(1.,) # label fractions of the training split
+    per_method:dict=dataclasses.field(default_factory=dict) # method -> {field: value} for that method's units only (`PER_METHOD` fields), e.g. {'SimCLR': {'head': 'two_logit'}}
 
     def __post_init__(self):
         object.__setattr__(self, 'fractions', tuple(float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else f
@@ -443,6 +447,16 @@ class TransferRecipe:
         for k, ok in (('select', _SELECT), ('probe_bn', _PROBE_BN), ('head', HEADS), ('probe_head', HEADS[:2]),
                       ('normalize', _NORMALIZE), ('pool', ('max', 'mean'))):
             if getattr(self, k) not in ok: raise ValueError(f"TransferRecipe.{k} must be one of {ok}, got {getattr(self, k)!r}")
+        if not isinstance(self.per_method, dict): raise ValueError(f"TransferRecipe.per_method must be a mapping method -> {{field: value}}, got {self.per_method!r}")
+        for m, ov in self.per_method.items():
+            bad = sorted(set(ov) - set(PER_METHOD)) if isinstance(ov, dict) else ov
+            if bad: raise ValueError(f"TransferRecipe.per_method[{m!r}]: {bad!r} cannot differ between methods (a mapping of {list(PER_METHOD)})")
+            self.for_method(m)   # each method's values checked now
+
+    def for_method(self, method:str)->TransferRecipe:
+        "The recipe of `method`'s units: `per_method[method]` over the shared fields."
+        ov = self.per_method.get(method)
+        return dataclasses.replace(self, per_method={}, **ov) if ov else self
 
     @classmethod
     def paper(cls, **kw):
@@ -453,7 +467,7 @@ class TransferRecipe:
     def authors(cls, **kw):
         "What the authors' scripts ran: last epoch, no carve-out, their heads, probe at Adam 1e-3 with BatchNorm training, no normalisation."
         return cls(**{**dict(select='last', valid_frac=0., probe_lr=1e-3, probe_epochs=10, probe_bn='train', head='features_as_logits',
-                             probe_head='two_logit', normalize='none'), **kw})
+                             probe_head='two_logit', normalize='none', per_method={'SimCLR': {'head': 'two_logit'}}), **kw})
 
     def replace(self, **kw)->TransferRecipe:
         "A copy with the fields `kw` changed; an unknown name is an error that lists the fields."
@@ -552,8 +566,20 @@ class _Store:
         return pick(aucs), pick(scores)
 
 # %% ../nbs/07_transfer.ipynb #7f7dee5b
+class Reinit:
+    "An encoder drawn anew for every unit (fold x repeat): `make()` under the unit's seed, as the authors' unseeded runs drew Scratch and ImageNet's first layer."
+    def __init__(self, make:Callable, # () -> a new encoder (nn.Module); called after `seed_everything(unit seed)`
+                 name:str=''): store_attr()
+    def __call__(self, seed:int)->nn.Module: seed_everything(seed); return self.make()
+    def __repr__(self): return f"Reinit({self.name or self.make!r})"
+
+def _draw(enc, seed:int):
+    "The encoder of one unit: a `Reinit` drawn with the unit's seed, anything else as it is."
+    return enc(seed) if isinstance(enc, Reinit) else enc
+
 def _fingerprint(enc)->str:
     "SHA-256 of an encoder's weights (a module) or of its file (a path): a resumed run must use the same encoders."
+    if isinstance(enc, Reinit): return 'reinit:' + _fingerprint(enc(0))
     if isinstance(enc, nn.Module):
         h = hashlib.sha256()
         for k, v in enc.state_dict().items():
@@ -731,7 +757,7 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
                  seed:int=0, # seeds folds, subsamples, validation splits and every unit
                  out_dir:str|Path|None=None, # where auc.csv, scores.csv, folds_<task>.csv, config.json go (None: memory only)
                  resume:bool=True, # skip units already in out_dir
-                 agg:str|None=None, # 'mean'/'max': one score per group before the fold AUC (2D slices of one knee)
+                 agg:str|None=None, # 'mean'/'max': one score per group before the fold AUC (2D slices of one knee); 'none'/None: per image
                  duplicates:str='error', # the same image under two groups or labels: 'error', 'drop' (keep the first) or 'keep'
                  device=None, # default: `core.default_device()`
                  inputs=None, # preloaded `task_inputs(task_df, size)[0]` (same row order), to skip loading
@@ -743,7 +769,8 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
     protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad: raise ValueError(f"unknown protocol(s) {bad}; expected any of {PROTOCOLS}")
-    if agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be None, 'mean' or 'max', got {agg!r}")
+    if agg == 'none': agg = None   # per image, the authors' (one score per slice)
+    if agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be 'none' (or None), 'mean' or 'max', got {agg!r}")
     if duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
     check_columns(task_df, ['label'], what=f"task table {task_name!r}")
     labels = task_df['label'].value_counts()
@@ -777,15 +804,17 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
         if out_dir is not None: _save_config(out_dir, task_name, cfg, resume)
         if not resume: store.forget(task_name)
         if folds_file is not None: save_folds(df, folds_file)   # atomic: a kill leaves the old folds file or the new
-    cache = {}   # the current method's encoder and frozen features (computed once per method)
+    cache = {}   # the current encoder and its frozen features (computed once per method, or per unit for a `Reinit`)
     for (m, p, fr, f, r) in todo:
         t0 = time.time()
-        if cache.get('method') != m: cache = dict(method=m, encoder=_prepare_encoder(encoders[m], recipe), feats=None)
+        rm, useed = recipe.for_method(m), unit_seed(seed, r, int(f))
+        key = (m, useed) if isinstance(encoders[m], Reinit) else m
+        if cache.get('key') != key: cache = dict(key=key, encoder=_prepare_encoder(_draw(encoders[m], useed), rm), feats=None)
         encoder = cache['encoder']
-        if (p == 'sklearn' or (p == 'linear' and recipe.probe_bn == 'eval')) and cache['feats'] is None:
-            cache['feats'] = _frozen_features(encoder, inputs, bs=64, device=device, pool=recipe.pool)
+        if (p == 'sklearn' or (p == 'linear' and rm.probe_bn == 'eval')) and cache['feats'] is None:
+            cache['feats'] = _frozen_features(encoder, inputs, bs=64, device=device, pool=rm.pool)
         tr, va, te = plan[(fr, f)]
-        s, info = _run_unit(p, encoder, inputs, cache['feats'], y, groups, (tr, va, te), n_planes, recipe, unit_seed(seed, r, int(f)), device)
+        s, info = _run_unit(p, encoder, inputs, cache['feats'], y, groups, (tr, va, te), n_planes, rm, useed, device)
         unit = dict(method=m, task=task_name, protocol=p, fraction=fr, fold=int(f), repeat=r)
         sc = pd.DataFrame(dict(unit, case=cases.loc[te, 'case'].to_numpy(), group=groups[te], label=y[te], score=np.asarray(s, float)))
         scored = sc if agg is None else patient_scores(sc, how=agg)

@@ -16,7 +16,7 @@ def test_authors_yaml_holds_what_the_authors_scripts_ran():
     modan, simclr, ce = (E.pretrain_recipe(m, c) for m in ('ModAn-MulSupCon', 'SimCLR', '165-class'))
     assert (modan.head, modan.opt, modan.lr, modan.mom, modan.wd, modan.schedule, modan.warmup_epochs, modan.milestones, modan.epochs) == \
            ('fc1000', 'sgd', 0.05, 0.9, 1e-4, 'step', 3, (700, 800, 900), 200)
-    assert (simclr.head, simclr.temperature, simclr.schedule, simclr.epochs, simclr.blur_p, simclr.lr) == ('mlp_nobn', 0.1, 'cosine_epoch', 200, 1.0, 0.5)
+    assert (simclr.head, simclr.temperature, simclr.schedule, simclr.epochs, simclr.blur_p, simclr.lr) == ('mlp_nobn', 0.1, 'cosine_epoch', 200, 1.0, 0.05)
     assert (ce.weights, ce.conv1, ce.bs, ce.augment, ce.epochs) == ('imagenet', 'random', 32, False, 200)
     assert all(r.stem == 'torchvision' and not r.normalize and r.crop_scale == (0.08, 1.) for r in (modan, simclr, ce))
     t = E.transfer_recipe(c)

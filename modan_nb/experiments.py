@@ -29,8 +29,9 @@ __all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'PRET
            'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder',
            'transfer_encoders', 'build_encoders', 'run_experiment', 'correction_phrase', 'headline_protocols',
            'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables',
-           'figures', 'embedding_analysis', 'analyse', 'software_versions', 'recipe_lines', 'write_report',
-           'summary_text', 'print_summary', 'modan_demo', 'load_run_config', 'modan_run']
+           'figures', 'embedding_analysis', 'analyse', 'metadata_geometry', 'geometry_line', 'plot_geometry',
+           'software_versions', 'recipe_lines', 'write_report', 'summary_text', 'print_summary', 'modan_demo',
+           'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
@@ -806,9 +807,58 @@ def analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log=print, timings
     timings['embeddings'] = time.time() - t0
     log(f"  embeddings analysed in {timings['embeddings']:.0f} s")
     _write_csv(emb, tabdir/'embedding_metrics.csv', index=False)
+    t0 = time.time()
+    geo, sims, what = metadata_geometry(cfg, encoders, n_max=cfg.embed_max)
+    _write_csv(geo, tabdir/'embedding_geometry.csv', index=False); _write_csv(sims, tabdir/'pair_centroid_similarity.csv', index=False)
+    emb_figs['geometry'] = _savefig(plot_geometry(sims, geo), figdir/'geometry.png')
+    timings['embeddings'] += time.time() - t0
     return dict(aucs=aucs, scores=scores, tables=tables, auc_ci=ci, delong=dl, headline=head,
                 conclusion=headline_conclusion(head, correction=cfg.correction), linear_note=linear_recipe_note(cfg, ci),
-                embedding_metrics=emb, figures={**figs, **emb_figs})
+                embedding_metrics=emb, geometry=geo, geometry_images=what, geometry_line=geometry_line(geo, what),
+                figures={**figs, **emb_figs})
+
+# %% ../nbs/10_experiments.ipynb #d26968da
+def metadata_geometry(cfg:ExperimentConfig, encoders:dict, n_max:int=600)->tuple:
+    "Per method, `embeddings.pair_jaccard_correlation` on held-out pretraining images (else the pretraining ones): (table, centroid similarities, which images)."
+    from modan_nb import embeddings as E
+    from modan_nb.models import load_encoder
+    used, root = pretrain_table(cfg, None)
+    full, _ = pretrain_table(dataclasses.replace(cfg, pretrain_max_images=None), None)
+    held = full[~full['path'].isin(used['path'])]
+    df, what = ((held, 'images never pretrained on') if len(held) >= 50 and held['pair'].nunique() >= 3 else
+                (used, 'pretraining images (the table has no held-out ones)'))
+    if len(df) > n_max: df = df.loc[_stratified_sample(df['pair'], None, cfg.seed, frac=n_max/len(df))]
+    df = df.reset_index(drop=True)
+    feats = E.method_features({m: load_encoder(p)[0] for m, p in encoders.items()}, df, size=cfg.task_size, root=root, device=cfg.device)
+    geo = pd.DataFrame([dict(method=m, **E.pair_jaccard_correlation(X, df)) for m, X in feats.items()])
+    sims = pd.concat([E.pair_centroid_similarity(X, df).assign(method=m) for m, X in feats.items()], ignore_index=True)
+    return geo, sims, f"{len(df)} {what}, {df['pair'].nunique()} pairs"
+
+def geometry_line(geo:pd.DataFrame, what:str='')->str:
+    "One line: each method's rho (p), and whether ModAn-MulSupCon's is the highest, computed from the numbers."
+    g = geo.set_index('method')
+    parts = ', '.join(f"{m} {r.spearman:.2f} (p {r.p:.2g})" for m, r in g.iterrows())
+    best = g['spearman'].idxmax()
+    verdict = ('ModAn-MulSupCon\'s is the highest' if best == 'ModAn-MulSupCon' else
+               f"ModAn-MulSupCon's is not the highest ({best}'s is)") if 'ModAn-MulSupCon' in g.index else ''
+    return (f"embedding vs metadata (Spearman rho of pair-centroid similarity with the Jaccard index{', ' + what if what else ''}): "
+            f"{parts}; {verdict}.")
+
+def plot_geometry(sims:pd.DataFrame, geo:pd.DataFrame, ncols:int=3):
+    "Centroid similarity of every two pairs against their Jaccard index, one panel per method, rho in the title."
+    import matplotlib.pyplot as plt
+    ms = list(dict.fromkeys(sims['method'])); nrows = -(-len(ms)//ncols)
+    fig, axs = plt.subplots(nrows, min(ncols, len(ms)), figsize=(2.8*min(ncols, len(ms)), 2.5*nrows), squeeze=False, sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axs.flat, ms):
+        d, r = sims[sims.method == m], geo.set_index('method').loc[m]
+        ax.scatter(d.jaccard + rng.uniform(-0.02, 0.02, len(d)), d.similarity, s=12, alpha=0.7)
+        ax.set_title(f"{m}\nrho {r.spearman:.2f} (p {r.p:.2g})", fontsize=9)
+        ax.set_xlabel('Jaccard index of the two pairs', fontsize=8); ax.tick_params(labelsize=8)
+    for ax in axs[:, 0]: ax.set_ylabel('centroid cosine similarity', fontsize=8)
+    for ax in list(axs.flat)[len(ms):]: ax.axis('off')
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/10_experiments.ipynb #98cac879
 def software_versions()->dict:
@@ -883,6 +933,12 @@ def write_report(cfg:ExperimentConfig, res:dict)->Path:
           'with a GPU-scale recipe; a synthetic or demo-scale run is not expected to match them.', '']
     L += ['## Embeddings', '', 'Silhouette score and cross-validated k-NN accuracy of each labelling in each method\'s feature space.', '',
           markdown_table(res['embedding_metrics'].round(3), index=False), '']
+    if res.get('geometry') is not None:
+        L += ['## Does the embedding follow the metadata?', '',
+              f"Spearman rho between the cosine similarity of two (modality, anatomy) pairs' centroids and the pairs' Jaccard index, "
+              f"on {res['geometry_images']}; sim_related / sim_unrelated: mean centroid similarity of pairs that share the modality "
+              f"or the anatomy / share nothing (figure `geometry`).", '',
+              markdown_table(res['geometry'].round(3), index=False), '', res['geometry_line'], '']
     L += ['## Figures', ''] + [f"![{k}]({Path(v).relative_to(run)})" for k, v in res['figures'].items()] + ['']
     L += ['## Configuration', '', '```yaml', cfg.to_yaml().strip(), '```', '', '## Software', '']
     L += [f"- {k}: {v}" for k, v in software_versions().items()] + ['']
@@ -902,6 +958,7 @@ def summary_text(res:dict, width:int=110)->str:
     if res['not_run']:
         L.append('not run: ' + '; '.join(f"{m} ({r.split(':')[0]}; report.md says where to put them)" if m == 'ImageNet' else f"{m} ({r.split(':')[0]})"
                                          for m, r in res['not_run'].items()))
+    if res.get('geometry_line'): L += textwrap.wrap(res['geometry_line'], width)
     if res.get('conclusion'): L += [''] + textwrap.wrap(res['conclusion'], width)
     if res.get('timings'): L += textwrap.wrap('time: ' + _timing_line(res['timings']), width)
     L.append(f"report (the paper-style Wilcoxon tables, the paper's numbers, the linear recipe, embeddings): {res['report']}")

@@ -1,0 +1,98 @@
+"Issue 19: results that were still silently wrong (torn rows, missing scores, empty YAML, BOM CSVs, odd images, bad tables) and unclear messages."
+import os, re, io, json, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch
+from modan_nb import transfer
+from modan_nb.transfer import run_transfer, UNIT_COLS
+
+torch.set_num_threads(1)
+
+from _transfer_helpers import TinyEncoder
+
+def encoders(): torch.manual_seed(0); return {'A': TinyEncoder(4)}
+
+def toy_task(n=24, size=8):
+    g = torch.Generator().manual_seed(0)
+    lab = (torch.arange(n)//2) % 2
+    x = (torch.rand(n, 1, size, size, generator=g)*150 + 60*lab[:, None, None, None]).to(torch.uint8)
+    df = pd.DataFrame(dict(path=[f'img{i:02d}.png' for i in range(n)], label=lab.numpy(), group=[f'p{i//2:02d}' for i in range(n)]))
+    return df, x
+
+DF, X = toy_task()
+KW = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=8, bs=8, device='cpu', inputs=X)
+
+def run(out, **kw):
+    redone = []
+    auc, sc = run_transfer(encoders(), DF, 'toy', out_dir=out, callback=redone.append, **{**KW, **kw})
+    return auc, sc, redone
+
+def _sorted(d, cols): return d[cols].sort_values(cols).reset_index(drop=True)
+
+def same(a, b, cols): pd.testing.assert_frame_equal(_sorted(a, cols), _sorted(b, cols), check_dtype=False)
+
+# --- item 1: a torn row is found wherever the cut falls -------------------------------------------------------------
+
+def test_auc_row_cut_at_a_field_boundary_with_newline_is_redone(tmp_path):
+    "The issue's case: `...,0.5\\n` instead of `...,0.5625\\n` at the end of auc.csv; the unit is redone and the file repaired."
+    ref, ref_sc, _ = run(tmp_path)
+    f = tmp_path/'auc.csv'
+    lines = f.read_text().split('\n')[:-1]
+    last = lines[-1]
+    auc_at = len(','.join(last.split(',')[:7]))   # the end of the `auc` field
+    cut = last[:auc_at - 1]                       # e.g. 0.5625 -> 0.562, then a newline: a row that looks whole
+    f.write_text('\n'.join(lines[:-1] + [cut]) + '\n')
+    auc, sc, redone = run(tmp_path)
+    assert len(redone) == 1
+    same(auc, ref, UNIT_COLS + ['auc']); same(sc, ref_sc, UNIT_COLS + ['case', 'score'])
+    assert f.read_text().count('\n') == len(ref) + 1
+
+def test_any_cut_of_the_last_row_is_dropped(tmp_path):
+    "Every cut position of the last row of both files, with or without a newline after it: the unit is not done, the file repaired."
+    ref, _, _ = run(tmp_path)
+    whole = {n: (tmp_path/n).read_text() for n in ('auc.csv', 'scores.csv')}
+    for name, text in whole.items():
+        start = text[:-1].rfind('\n') + 1
+        for end in range(start + 1, len(text) - 1):
+            for nl in ('', '\n'):
+                for n, t in whole.items(): (tmp_path/n).write_text(t)
+                (tmp_path/name).write_text(text[:end] + nl)
+                st = transfer._Store(tmp_path)
+                assert len(st.done) == len(ref) - 1, (name, text[start:end] + nl)
+                assert transfer._complete_text(tmp_path/name)[1] is False   # repaired on disk
+
+def test_bad_row_not_last_is_an_error(tmp_path):
+    run(tmp_path)
+    f = tmp_path/'auc.csv'
+    lines = f.read_text().split('\n')
+    lines[1] = lines[1].replace(',sklearn,', ',sklearm,')
+    f.write_text('\n'.join(lines))
+    with pytest.raises(ValueError, match=re.escape(f"{f}, line 2")): run(tmp_path)
+
+def test_older_results_files_stay_readable(tmp_path):
+    "A results folder of a version without the `crc` column: nothing redone, the files given checksums."
+    ref, ref_sc, _ = run(tmp_path)
+    for name in ('auc.csv', 'scores.csv'):
+        d = pd.read_csv(tmp_path/name, dtype=str).drop(columns='crc')
+        (tmp_path/name).write_text(d.to_csv(index=False))
+    auc, sc, redone = run(tmp_path)
+    assert redone == [] and len(sc) == len(ref_sc)
+    assert (tmp_path/'auc.csv').read_text().split('\n')[0].endswith(',crc')
+
+# --- item 2: a unit is done only with all its score rows ---------------------------------------------------------
+
+def test_deleted_scores_are_redone(tmp_path):
+    ref, ref_sc, _ = run(tmp_path)
+    (tmp_path/'scores.csv').unlink()
+    auc, sc, redone = run(tmp_path)
+    assert len(redone) == len(ref) and len(sc) == len(ref_sc)
+    same(sc, ref_sc, UNIT_COLS + ['case', 'score'])
+
+def test_short_scores_are_redone(tmp_path):
+    "63 of 64 scores: the unit of the missing row is redone, the others kept."
+    ref, ref_sc, _ = run(tmp_path)
+    f = tmp_path/'scores.csv'
+    lines = f.read_text().split('\n')[:-1]
+    f.write_text('\n'.join(lines[:-1]) + '\n')       # the last score row gone, whole lines left
+    auc, sc, redone = run(tmp_path)
+    assert len(redone) == 1 and len(sc) == len(ref_sc) and len(auc) == len(ref)
+    same(sc, ref_sc, UNIT_COLS + ['case', 'score']); same(auc, ref, UNIT_COLS + ['auc'])

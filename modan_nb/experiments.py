@@ -554,6 +554,9 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     cfg = cfg.validate(); t0 = time.time(); timings = {}
     progress = (not IN_TEST) if progress is None else progress
     run = runs_dir(cfg.name)
+    from modan_nb.core import run_lock, holds_lock
+    if not holds_lock(run):   # one run per folder for the run's life (`core.run_lock`): a second one is refused at once
+        with run_lock(run): return run_experiment(cfg, progress, log, redo)
     if cfg.pretrain is None or not cfg.tasks:
         from modan_nb.synth import make_demo_data
         paths = make_demo_data(seed=cfg.seed, **cfg.synth)
@@ -883,8 +886,12 @@ def print_summary(res:dict):
 
 def _run_and_print(cfg, fresh=False, redo=False):
     t0 = time.time()
-    if fresh and runs_dir(cfg.name).exists(): shutil.rmtree(runs_dir(cfg.name))
-    res = run_experiment(cfg, redo=redo)
+    from modan_nb.core import run_lock, LOCK_NAME
+    with run_lock(runs_dir(cfg.name)):   # --fresh empties the folder only when no other run holds it
+        if fresh:
+            for p in runs_dir(cfg.name).iterdir():
+                if p.name != LOCK_NAME: shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        res = run_experiment(cfg, redo=redo)
     res['correction'] = cfg.correction
     print_summary(res)
     print(f"wall time: {time.time()-t0:.0f} s")
@@ -898,7 +905,9 @@ def modan_demo(name:str='demo', # run folder under data/runs/
                no_umap:bool=False, # skip the UMAP panels (the separability numbers are still computed)
               ):
     "Run the whole study at demo scale on SynthRIN (generated if absent): every method, task and protocol, a few minutes on 2 CPU cores."
-    _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
+    from modan_nb.core import RunLocked
+    try: _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
+    except RunLocked as e: sys.exit(f"modan_demo: {e}")
 
 def load_run_config(config:str|Path, # an experiment YAML
                     demo:bool=False, # keep its recipe, swap the data for SynthRIN and the sizes for the demo's (`demo_scale`)
@@ -918,6 +927,8 @@ def modan_run(config:str, # an experiment YAML, e.g. configs/paper.yaml
               demo:bool=False, # keep the file's recipe, run it on SynthRIN at the demo's sizes, epochs and folds (run name <name>_demo)
              ):
     "Run (or resume) the experiment a YAML configuration describes; writes everything under data/runs/NAME/."
+    from modan_nb.core import RunLocked
     try: cfg = load_run_config(config, demo, name)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"modan_run: {e}")
-    _run_and_print(cfg, fresh, redo)
+    try: _run_and_print(cfg, fresh, redo)
+    except RunLocked as e: sys.exit(f"modan_run: {e}")

@@ -477,6 +477,12 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
             )->Learner:
     "Pretrain an encoder with `method` and `recipe`; returns the (fitted) fastai `Learner`."
     _check_method(method)
+    from modan_nb.core import run_lock, holds_lock
+    folder = Path(path) if path is not None else runs_dir(method)
+    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`)
+        with run_lock(folder, 'pretraining'):
+            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
+                            cbs=cbs, fit=fit, **kwargs)
     rk, dk, run = _split_kwargs(kwargs)
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
@@ -644,6 +650,8 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
     if data is None: raise SystemExit("--data METADATA.csv is required")
     try: r = recipe_from_file(method, recipe)
     except ValueError as e: raise SystemExit(str(e))
-    learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
-                     data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    from modan_nb.core import RunLocked
+    try: learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
+                          data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    except RunLocked as e: raise SystemExit(f"modan_pretrain: {e}") from None
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")

@@ -48,8 +48,9 @@ def _as_int(key, v):
     if isinstance(v, (int, np.integer)): return int(v)
     if isinstance(v, float) and v.is_integer(): return int(v)
     if isinstance(v, str):
-        try: return _as_int(key, float(v)) if v.strip().lower() not in ('nan', 'inf', '-inf') else None
-        except ValueError: pass
+        try: x = float(v)
+        except ValueError: x = None
+        if x is not None and np.isfinite(x): return _as_int(key, x)
     raise ValueError(f"{key}: {v!r} is not an integer")
 
 def _as_float(key, v):
@@ -123,8 +124,9 @@ class ExperimentConfig:
                   check_paths:bool=True, # every data root and the pretraining table must exist
                  ):
         "Read and check a configuration; every problem is an error naming the file, the key and the value."
-        try: d = yaml.safe_load(Path(path).read_text()) or {}
+        try: d = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from None
+        if d is None: raise ValueError(f"{path} is empty (no settings): write the settings to run, e.g. start from configs/paper.yaml")
         if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -513,7 +515,14 @@ def _check_run_dir(cfg, run:Path, redo:bool=False, log=print):
     "A run folder holds the results of one configuration; settings that changed since are an error, unless `redo` discards those results."
     saved = run/'config.yaml'
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text()) or {}
+        try: old = yaml.safe_load(saved.read_text())
+        except yaml.YAMLError as e: old = f"not valid YAML ({str(e).splitlines()[0]})"
+        if not isinstance(old, dict) or any(k not in old for k in ('name', 'tasks', 'seed')):
+            why = 'empty' if old is None else old if isinstance(old, str) else 'cut: it lacks settings every run writes'
+            if any((run/'transfer').glob('*/auc.csv')):
+                raise ValueError(f"{saved} is {why}, so the results in {run} cannot be checked against the settings; restore it, "
+                                 "or rerun with --redo to discard those results, or use another name, or start over with --fresh")
+            old = {}
         new = yaml.safe_load(cfg.to_yaml())
         diff = [k for k in RESULT_KEYS if old.get(k) != new.get(k)]
         has_results = any((run/'transfer').glob('*/auc.csv'))

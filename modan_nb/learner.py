@@ -629,7 +629,8 @@ def recipe_from_file(method:str, # modan, simclr, supcon or ce
     p = Path(recipe)
     if not p.is_file(): raise ValueError(f"recipe {str(recipe)!r} is neither one of {list(RECIPES)} nor a YAML file")
     import yaml
-    d = yaml.safe_load(p.read_text()) or {}
+    try: d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e: raise ValueError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(d, dict): raise ValueError(f"{p}: a recipe file maps PretrainRecipe fields to values, got {type(d).__name__}")
     base = d.pop('recipe', 'paper')
     bad = sorted(set(d) - set(RECIPE_FIELDS))

@@ -226,7 +226,9 @@ class MetadataEncoder:
     @classmethod
     def load(cls, path:str|Path):
         "Load an encoder saved by `save`."
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try: d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e}); a vocabulary file cut or edited by hand?") from None
+        return cls.from_dict(d)
     def __eq__(self, o): return isinstance(o, MetadataEncoder) and self.to_dict() == o.to_dict()
     def __repr__(self):
         if self.vocab is None: return f"MetadataEncoder(fields={self.fields}, unfitted)"

@@ -96,3 +96,33 @@ def test_short_scores_are_redone(tmp_path):
     auc, sc, redone = run(tmp_path)
     assert len(redone) == 1 and len(sc) == len(ref_sc) and len(auc) == len(ref)
     same(sc, ref_sc, UNIT_COLS + ['case', 'score']); same(auc, ref, UNIT_COLS + ['auc'])
+
+# --- item 3 and the YAML bullets -----------------------------------------------------------------------------------
+
+from modan_nb.experiments import ExperimentConfig, load_run_config, _check_run_dir, demo_config
+
+def test_empty_yaml_is_refused(tmp_path):
+    f = tmp_path/'empty.yaml'; f.write_text('# nothing here\n')
+    with pytest.raises(ValueError, match=re.escape(str(f)) + '.*empty'): load_run_config(f, demo=True)
+
+@pytest.mark.parametrize('key,val', [('n_folds', '"nan"'), ('seed', '"inf"'), ('repeats', '"-inf"')])
+def test_quoted_nan_inf_name_key_and_file(tmp_path, key, val):
+    f = tmp_path/'c.yaml'; f.write_text(f'name: x\n{key}: {val}\n')
+    with pytest.raises(ValueError, match=re.escape(str(f)) + f'.*{key}.*not an integer'): ExperimentConfig.from_yaml(f, check_paths=False)
+
+@pytest.mark.parametrize('text', ['', 'name: demo\nn_fo', 'name: [unclosed\n'])
+def test_cut_run_config_says_so(tmp_path, text):
+    run = tmp_path/'run'; (run/'transfer'/'t').mkdir(parents=True); (run/'transfer'/'t'/'auc.csv').write_text('x\n')
+    (run/'config.yaml').write_text(text)
+    with pytest.raises(ValueError, match=re.escape(str(run/'config.yaml')) + '.*(empty|cut)') as e: _check_run_dir(demo_config(), run)
+    assert 'other settings' not in str(e.value)
+
+def test_truncated_vocab_json_names_the_file(tmp_path):
+    from modan_nb.metadata import MetadataEncoder
+    f = tmp_path/'vocab.json'; f.write_text('{"fields": ["modality"], "vocab": {"modality": ["CT", "M')
+    with pytest.raises(ValueError, match=re.escape(str(f)) + '.*not valid JSON'): MetadataEncoder.load(f)
+
+def test_bad_recipe_yaml_names_the_file(tmp_path):
+    from modan_nb.learner import recipe_from_file
+    f = tmp_path/'r.yaml'; f.write_text('temperature: [0.1\n')
+    with pytest.raises(ValueError, match=re.escape(str(f)) + '.*not valid YAML'): recipe_from_file('modan', f)

@@ -396,7 +396,7 @@ def _read_table(data, root):
     if isinstance(data, pd.DataFrame): return data, root or data.attrs.get('root')
     p = Path(data)
     if not p.is_file(): raise FileNotFoundError(f"metadata table {p} does not exist")
-    return pd.read_csv(p), root or str(p.parent)
+    return pd.read_csv(p, encoding='utf-8-sig'), root or str(p.parent)
 
 def _image_side(path):
     "The smaller side of an image file in pixels (header only), or None for formats not checked here."

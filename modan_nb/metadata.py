@@ -246,7 +246,7 @@ def read_metadata_csv(path:str|Path, # a CSV with a path column and one column p
     "Read a metadata table, check its columns and values (almost-known ones are flagged), and normalise the field spellings."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, encoding='utf-8-sig')
     check_columns(df, [path_col, *fields], what=f"metadata table {path}")
     df.index = df.index + 2   # rows named by their CSV line
     df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)

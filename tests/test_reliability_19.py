@@ -126,3 +126,28 @@ def test_bad_recipe_yaml_names_the_file(tmp_path):
     from modan_nb.learner import recipe_from_file
     f = tmp_path/'r.yaml'; f.write_text('temperature: [0.1\n')
     with pytest.raises(ValueError, match=re.escape(str(f)) + '.*not valid YAML'): recipe_from_file('modan', f)
+
+# --- item 4: a byte-order mark -------------------------------------------------------------------------------------
+
+from PIL import Image
+
+def _png(path, arr=None, seed=0, size=16, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.random.default_rng(seed).integers(0, 255, (size, size), dtype=np.uint8) if arr is None else arr
+    Image.fromarray(a, mode=mode).save(path) if mode else Image.fromarray(a).save(path)
+    return path
+
+def test_ddti_csv_with_bom_keeps_its_first_row(tmp_path):
+    from modan_nb.data import read_ddti
+    for n in ['1_1', '2_1', '3_1', '4_1']: _png(tmp_path/'cropped'/f'{n}.png', seed=int(n[0]))
+    (tmp_path/'diagnosis.csv').write_bytes('\ufeff1_1,4a,1\n2_1,3,0\n3_1,4b,1\n4_1,2,0\n'.encode('utf-8'))
+    with warnings.catch_warnings(): warnings.simplefilter('error'); d = read_ddti(tmp_path)
+    assert len(d) == 4 and d.label.tolist() == [1, 0, 1, 0]
+
+def test_pretrain_table_with_bom(tmp_path):
+    from modan_nb.data import read_pretrain_table
+    for i in range(2): _png(tmp_path/f'{i}.png', seed=i)
+    (tmp_path/'t.csv').write_bytes('\ufeffpath,modality,anatomy,label\n0.png,CT,knee,a\n1.png,MR,knee,b\n'.encode())
+    d = read_pretrain_table(tmp_path/'t.csv')
+    d = d[0] if isinstance(d, tuple) else d
+    assert 'path' in d.columns and len(d) == 2

@@ -35,8 +35,7 @@ _DICOM_EXTS = ('.dcm', '.dicom')
 
 def _is_dicom(path:Path)->bool:
     if path.suffix.lower() in _DICOM_EXTS: return True
-    if path.suffix.lower() in IMAGE_EXTS: return False
-    try:
+    try:   # DICOM bytes under any other name (a `.png` too) are recognised by their header
         with open(path, 'rb') as f: return f.read(132)[128:] == b'DICM'
     except OSError: return False
 
@@ -78,8 +77,18 @@ def _pil_to_uint8(path:Path)->np.ndarray:
     with Image.open(path) as im:
         im.load()   # decodes now: a truncated file fails here
         if im.mode == 'L': return np.asarray(im).copy()
-        if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'): return _minmax_uint8(np.asarray(im))
-        return np.asarray(im.convert('L')).copy()   # RGB, RGBA, P, LA, CMYK, 1: luminance
+        if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'):
+            a = np.asarray(im)
+            if not np.isfinite(a).all(): raise BadImageError(f"{path}: {int((~np.isfinite(a)).sum())} NaN or infinite pixel(s) in a {im.mode} image")
+            if a.size and a.min() == a.max():
+                warnings.warn(f"{path}: a constant {im.mode} image (every pixel {a.flat[0]}): read as all zeros, it holds nothing to see")
+            return _minmax_uint8(a)
+        if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
+            alpha = np.asarray(im.convert('RGBA'))[..., 3]
+            if (alpha < 255).any():   # what a transparent pixel shows depends on the background: not guessed
+                raise BadImageError(f"{path}: {int((alpha < 255).sum())} of {alpha.size} pixels are (partly) transparent; "
+                                    "flatten the image onto the background it is meant to be seen on, then read it")
+        return np.asarray(im.convert('L')).copy()   # RGB, opaque RGBA, P, LA, CMYK, 1: luminance
 
 _NPZ_CACHE = {}
 def _npz_array(ref:str)->np.ndarray:
@@ -110,6 +119,7 @@ def load_image(path:str|Path, # an image file (PNG/JPEG/BMP/TIFF/DICOM) or a `fi
     try:
         if '::' in s and s.split('::', 1)[0].endswith('.npz'): return _npz_image(s)
         p = Path(s)
+        if p.is_dir(): raise BadImageError(f"{p} is a directory, not an image file")
         if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
         a = _dicom_to_uint8(p) if _is_dicom(p) else _pil_to_uint8(p)
     except (FileNotFoundError, BadImageError): raise
@@ -130,6 +140,8 @@ def load_volume(path:str|Path, # a .npy file holding a (slices, H, W) array
         raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
     except Exception as e: raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
     _check_volume_shape(p, v.shape, v.dtype)
+    if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all():
+        raise BadImageError(f"{p}: {int((~np.isfinite(v)).sum())} NaN or infinite voxel(s) (first at {tuple(int(i) for i in np.argwhere(~np.isfinite(v))[0])})")
     return v if v.dtype == np.uint8 else _minmax_uint8(v)
 
 def _check_volume_shape(p, shape, dtype):

@@ -151,3 +151,43 @@ def test_pretrain_table_with_bom(tmp_path):
     d = read_pretrain_table(tmp_path/'t.csv')
     d = d[0] if isinstance(d, tuple) else d
     assert 'path' in d.columns and len(d) == 2
+
+# --- item 5 and the image bullets ----------------------------------------------------------------------------------
+
+from modan_nb.data import load_image, load_volume, BadImageError
+
+def test_constant_16bit_image_says_so(tmp_path):
+    f = tmp_path/'c.png'; Image.fromarray(np.full((8, 8), 1000, np.uint16)).save(f)
+    with pytest.warns(UserWarning, match=re.escape(str(f)) + '.*constant'): a = load_image(f)
+    assert a.shape == (8, 8)
+
+def test_transparent_rgba_is_refused(tmp_path):
+    a = np.zeros((8, 8, 4), np.uint8); a[..., 0] = 200; a[..., 3] = 255; a[:4, :, 3] = 0
+    f = tmp_path/'t.png'; Image.fromarray(a, 'RGBA').save(f)
+    with pytest.raises(BadImageError, match=re.escape(str(f)) + '.*transparent'): load_image(f)
+    a[..., 3] = 255; Image.fromarray(a, 'RGBA').save(f)
+    assert load_image(f).shape == (8, 8)                  # opaque RGBA: its luminance, as before
+
+def test_nan_voxels_are_refused(tmp_path):
+    v = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32); v[1, 2, 3] = np.nan
+    f = tmp_path/'v.npy'; np.save(f, v)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(BadImageError, match=re.escape(str(f)) + '.*NaN'): load_volume(f)
+
+def test_directory_as_image_says_directory(tmp_path):
+    (tmp_path/'d.png').mkdir()
+    with pytest.raises((BadImageError, IsADirectoryError, FileNotFoundError), match='is a directory'): load_image(tmp_path/'d.png')
+
+def test_dicom_under_png_name_is_read(tmp_path):
+    pydicom = pytest.importorskip('pydicom')
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    meta = FileMetaDataset(); meta.TransferSyntaxUID = ExplicitVRLittleEndian; meta.MediaStorageSOPClassUID = generate_uid(); meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = FileDataset(str(tmp_path/'x.dcm'), {}, file_meta=meta, preamble=b'\0'*128)
+    a = (np.arange(64, dtype=np.uint16).reshape(8, 8)*10)
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, 'MONOCHROME2'
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.PixelData = 16, 16, 15, 0, a.tobytes()
+    f = tmp_path/'x.png'; ds.save_as(f, enforce_file_format=True)
+    b = load_image(f)
+    assert b.shape == (8, 8) and b.max() == 255 and b.min() == 0

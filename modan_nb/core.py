@@ -153,7 +153,8 @@ def run_lock(folder:str|Path, # the run folder (made if missing)
             ):
     "Hold an exclusive lock on `folder` (`LOCK_NAME` with pid, host, start time) for the `with` block; a live holder is an error naming it, a dead one's lock is taken over with a warning."
     import json, socket, sys, time
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder); made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
     f, key = folder/LOCK_NAME, str(folder.resolve())
     if _HELD.get(key): _HELD[key] += 1   # this process holds it already
     else:
@@ -183,6 +184,8 @@ def run_lock(folder:str|Path, # the run folder (made if missing)
         if not _HELD[key]:
             del _HELD[key]
             if (_read_lock(f) or {}).get('pid') == os.getpid(): f.unlink(missing_ok=True)
+            if made:   # a run refused before writing anything leaves no empty folder behind
+                with contextlib.suppress(OSError): folder.rmdir()
 
 
 # %% ../nbs/00_core.ipynb #e3df216f

@@ -146,6 +146,8 @@ class PretrainRecipe:
 
     def __post_init__(self):
         _check_method(self.method)
+        for f in dataclasses.fields(self):   # numpy scalars (np.float32(0.07)) are numbers: kept as plain Python ones
+            if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'milestones', tuple(int(m) for m in self.milestones))
         object.__setattr__(self, 'crop_scale', tuple(float(c) for c in self.crop_scale))
         bad = lambda k, why: ValueError(f"recipe {self.name!r} ({self.method}): {k}={getattr(self, k)!r}: {why}")
@@ -156,10 +158,9 @@ class PretrainRecipe:
         if not isinstance(self.bs, (int, np.integer)) or self.bs < 2:
             raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
         if not isinstance(self.n_views, (int, np.integer)) or self.n_views < 1: raise bad('n_views', 'must be an int >= 1')
-        if METHODS[self.method]['contrastive'] and self.n_views < 2:
-            raise bad('n_views', f"{self.method} is contrastive: it compares two or more views of each image, and with fewer the "
-                                 "loss has no view to pull together (for simclr it is exactly 0 at every step): nothing would be "
-                                 "learnt. Use n_views >= 2")
+        if self.method == 'simclr' and self.n_views < 2:   # modan/supcon keep their positives across images with one view
+            raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
+                                 "pair and the loss has nothing to pull together. Use n_views >= 2")
         if METHODS[self.method]['contrastive'] and not (self.temperature and self.temperature > 0): raise bad('temperature', 'must be > 0')
         if self.method == 'modan' and not (self.tau is not None and 0 < self.tau <= 1): raise bad('tau', 'must be in (0, 1]')
         if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
@@ -477,16 +478,16 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
             )->Learner:
     "Pretrain an encoder with `method` and `recipe`; returns the (fitted) fastai `Learner`."
     _check_method(method)
-    from modan_nb.core import run_lock, holds_lock
-    folder = Path(path) if path is not None else runs_dir(method)
-    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`)
-        with run_lock(folder, 'pretraining'):
-            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
-                            cbs=cbs, fit=fit, **kwargs)
     rk, dk, run = _split_kwargs(kwargs)
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
     if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
+    from modan_nb.core import run_lock, holds_lock
+    folder = Path(path) if path is not None else runs_dir(method)
+    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`), taken once the arguments are checked
+        with run_lock(folder, 'pretraining'):
+            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
+                            cbs=cbs, fit=fit, **kwargs)
     dev = default_device(device); cuda = dev.type == 'cuda'
     progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)

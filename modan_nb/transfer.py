@@ -425,6 +425,8 @@ class TransferRecipe:
     fractions:tuple=(1.,) # label fractions of the training split
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):   # numpy scalars (np.float32(1e-3)) are numbers: kept as plain Python ones
+            if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'fractions', tuple(float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else f
                                                     for f in np.atleast_1d(self.fractions).tolist()))
         for k in ('size', 'epochs', 'bs', 'step_size', 'probe_epochs', 'n_folds', 'repeats'):

@@ -191,3 +191,30 @@ def test_dicom_under_png_name_is_read(tmp_path):
     f = tmp_path/'x.png'; ds.save_as(f, enforce_file_format=True)
     b = load_image(f)
     assert b.shape == (8, 8) and b.max() == 255 and b.min() == 0
+
+# --- numpy scalars, n_views=1 -------------------------------------------------------------------------------------
+
+def test_numpy_scalars_are_numbers():
+    from modan_nb.learner import get_recipe, make_loss
+    from modan_nb.losses import JaccardSupConLoss, NTXentLoss, SupConLoss
+    from modan_nb.transfer import TransferRecipe
+    f = np.float32
+    r = get_recipe('modan', temperature=f(0.07), tau=f(0.5), lr=f(0.1), epochs=np.int64(3))
+    json.dumps(r.as_dict())                                  # stored as plain numbers (checkpoints hold them as JSON)
+    JaccardSupConLoss(temperature=f(.07), threshold=f(.5)); NTXentLoss(temperature=f(.07)); SupConLoss(temperature=f(.07))
+    make_loss('modan', f(.07), f(.5))
+    t = TransferRecipe(lr=f(1e-3), valid_frac=f(.2), epochs=np.int64(2))
+    json.dumps(t.settings())
+
+def test_n_views_one_refused_only_for_simclr():
+    from modan_nb.learner import get_recipe, make_loss
+    with pytest.raises(ValueError, match='simclr.*n_views'): get_recipe('simclr', n_views=1)
+    for m in ('modan', 'supcon'):
+        get_recipe(m, n_views=1)
+        torch.manual_seed(0)
+        z = torch.randn(8, 16, requires_grad=True)              # (V*B, D) with V = 1: one view of 8 images
+        y = torch.tensor([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1], [1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 1, 0]]).float()
+        target = y if m == 'modan' else torch.tensor([0, 0, 1, 1, 2, 2, 3, 4])
+        loss = make_loss(m, 0.1, 0.5 if m == 'modan' else None, n_views=1)(z, target)
+        loss.backward()
+        assert torch.isfinite(loss) and loss.item() > 0 and z.grad.abs().sum() > 0, m

@@ -253,13 +253,18 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
         what = 'table'
     if len(df) == 0: raise ValueError(f"{what} has no rows")
     df = df.reset_index(drop=True)
-    df['file'] = resolve_paths(df[path_col], root)
+    try: df['file'] = resolve_paths(df[path_col], root)
+    except ValueError as e: raise ValueError(f"{what} {e}") from None
     df['pair'] = ['/'.join(r) for r in df[list(fields)].astype(str).itertuples(index=False)]
     if label_col is not None and label_col in df.columns:
         miss = df[label_col].isna() | (df[label_col].astype(str).str.strip() == '')
         if miss.any(): raise ValueError(f"{what} row {int(miss.idxmax())}: column '{label_col}' is empty")
         df['class'] = df['pair'] + '/' + df[label_col].astype(str).str.strip()
     else: df['class'] = df['pair']
+    same = df.groupby('file')['class'].nunique()
+    if (same > 1).any():   # one image listed twice with other metadata: which is true cannot be guessed
+        f = same[same > 1].index[0]; rows = df.index[df['file'] == f].tolist()
+        raise ValueError(f"{what}: image {f} is listed in rows {rows} with conflicting metadata {sorted(df.loc[rows, 'class'].unique())}")
     df.attrs['root'] = None if root is None else str(root)
     return df
 
@@ -436,6 +441,8 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, on_bad='skip', ...), or `read_pretrain_table`'s mapping / new_values
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
+    if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float, np.integer, np.floating)) or not 0 <= valid_pct < 1:
+        raise ValueError(f"valid_pct must be in [0, 1) (the rest trains), got {valid_pct!r}")
     store, table_options = _store_and_table_options(store, kwargs)
     in_memory, on_bad, resize, num_workers = store.in_memory, store.on_bad, store.resize, store.num_workers
     df = read_pretrain_table(table, fields, label_col, root, **table_options)
@@ -459,6 +466,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     y_label = torch.tensor([label_vocab.index(c) for c in df['class']], dtype=torch.long)
     order = np.random.default_rng(seed).permutation(len(df))
     n_valid = int(round(valid_pct * len(df)))
+    if n_valid >= len(df): raise ValueError(f"valid_pct={valid_pct} holds out all {len(df)} images: no training batch is left")
     parts = [np.sort(order[n_valid:]), np.sort(order[:n_valid])]
     dls_ = []
     for k, ix in enumerate(parts):

@@ -422,6 +422,8 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
     check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
+    empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
+    if empty.any(): raise ValueError(f"{name} row {int(empty.values.argmax())}: empty path ({int(empty.sum())} row(s) without a path)")
     rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
     for p in rows['path']:
         f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)

@@ -357,6 +357,9 @@ def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder sear
         if unknown == 'raise': raise ValueError(msg)
         warnings.warn(msg + (" They are left out (unknown='drop')." if unknown == 'drop' else " They are listed with an empty anatomy."))
         if unknown == 'drop': df = df[df.anatomy != ''].reset_index(drop=True)
+    if skipped:
+        warnings.warn(f"read_dicom_metadata: skipped {len(skipped)} unreadable file(s) or file(s) without Modality (df.attrs['skipped']): "
+                      + '; '.join(f"{Path(p).name} ({why})" for p, why in skipped[:3]) + (' ...' if len(skipped) > 3 else ''))
     df.attrs.update(skipped=skipped, unresolved=unres)
     return df
 

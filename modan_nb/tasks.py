@@ -453,6 +453,9 @@ def make_folds(df:pd.DataFrame, # a task table
     "A copy of `df` with an int column `fold` (0..n_splits-1): seeded, stratified, grouped; no image in two rows."
     from sklearn.model_selection import StratifiedGroupKFold
     check_columns(df, [group_col, label_col], what='task table')
+    labels = df[label_col].dropna().unique()
+    if len(labels) < 2: raise ValueError(f"the task table has one class only (label {labels[0].item() if len(labels) and hasattr(labels[0], 'item') else (labels[0] if len(labels) else None)!r} in all {len(df)} rows): "
+                                         "stratified folds, and an AUC, need both classes")
     df = check_duplicates(df, duplicates, group_col=group_col, label_col=label_col)
     _check_enough_groups(df, n_splits, group_col, label_col)
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)

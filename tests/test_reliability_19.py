@@ -218,3 +218,37 @@ def test_n_views_one_refused_only_for_simclr():
         loss = make_loss(m, 0.1, 0.5 if m == 'modan' else None, n_views=1)(z, target)
         loss.backward()
         assert torch.isfinite(loss) and loss.item() > 0 and z.grad.abs().sum() > 0, m
+
+# --- item 6 and the table bullets ----------------------------------------------------------------------------------
+
+def test_one_class_task_table_has_no_folds():
+    from modan_nb.data import make_folds
+    df = pd.DataFrame(dict(path=[f'{i}.png' for i in range(10)], label=1, group=[f'p{i}' for i in range(10)]))
+    with pytest.raises(ValueError, match='one class.*label 1.*10 rows'): make_folds(df, n_splits=2, duplicates='keep')
+
+def _table(tmp_path, rows):
+    for i in range(4): _png(tmp_path/f'{i}.png', seed=i)
+    t = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy', 'label'])
+    t.to_csv(tmp_path/'t.csv', index=False); return tmp_path/'t.csv'
+
+def test_same_path_with_conflicting_metadata_is_refused(tmp_path):
+    from modan_nb.data import read_pretrain_table
+    f = _table(tmp_path, [('0.png', 'CT', 'knee', 'a'), ('1.png', 'MR', 'knee', 'b'), ('0.png', 'MR', 'knee', 'b')])
+    with pytest.raises(ValueError, match=r"0\.png.*rows \[0, 2\]"): read_pretrain_table(f)
+
+def test_valid_pct_one_is_refused(tmp_path):
+    from modan_nb.data import pretrain_dls
+    f = _table(tmp_path, [(f'{i}.png', 'CT', 'knee', 'a') for i in range(4)])
+    with pytest.raises(ValueError, match='valid_pct.*1.0'): pretrain_dls(f, size=8, bs=2, device='cpu', valid_pct=1.0)
+
+def test_missing_path_in_pretraining_table_names_row_and_file(tmp_path):
+    from modan_nb.learner import pretrain
+    f = _table(tmp_path, [('0.png', 'CT', 'knee', 'a'), (None, 'MR', 'knee', 'b'), ('2.png', 'CT', 'knee', 'a'), ('3.png', 'MR', 'knee', 'b')])
+    with pytest.raises(ValueError, match=re.escape(str(f)) + '.*row 1.*empty path'):
+        pretrain('modan', f, epochs=1, bs=2, size=8, path=tmp_path/'run', device='cpu')
+
+def test_skipped_dicom_files_warn(tmp_path):
+    from modan_nb.metadata import read_dicom_metadata
+    (tmp_path/'empty.dcm').write_bytes(b''); (tmp_path/'junk.dcm').write_bytes(b'not a dicom at all' * 20)
+    with pytest.warns(UserWarning, match=r"skipped 2 .*empty\.dcm"): d = read_dicom_metadata(tmp_path, missing='skip')
+    assert len(d) == 0 and len(d.attrs['skipped']) == 2

@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #e9e9e4df
 from __future__ import annotations
-import os, random, warnings
+import contextlib, os, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['IN_TEST', 'KNOWN_WARNINGS', 'seed_everything', 'default_device', 'project_root', 'data_dir', 'runs_dir',
-           'shared_data_dir', 'check_columns', 'atomic_write_text', 'atomic_save', 'quiet_known_warnings']
+__all__ = ['IN_TEST', 'LOCK_NAME', 'KNOWN_WARNINGS', 'seed_everything', 'default_device', 'project_root', 'data_dir', 'runs_dir',
+           'shared_data_dir', 'check_columns', 'atomic_write_text', 'atomic_save', 'RunLocked', 'holds_lock',
+           'run_lock', 'quiet_known_warnings']
 
 # %% ../nbs/00_core.ipynb #9f65b1dd
 def seed_everything(seed:int=42, # the seed for Python, NumPy, torch and CUDA
@@ -112,6 +113,80 @@ def atomic_save(obj, # anything `torch.save` takes
                 path:str|Path)->Path:
     "`torch.save(obj, path)` through a temporary file in the same folder and `os.replace` (never a half-written file)."
     return _replace_via_tmp(path, lambda f: torch.save(obj, f), 'wb')
+
+# %% ../nbs/00_core.ipynb #aa703912
+LOCK_NAME, _HELD = '.modan.lock', {}
+
+class RunLocked(RuntimeError):
+    "Another live process holds the run folder."
+
+def holds_lock(folder:str|Path)->bool:
+    "Whether this process holds `folder`'s `run_lock`."
+    return str(Path(folder).resolve()) in _HELD
+
+def _alive(pid:int)->bool:
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True
+
+def _read_lock(f:Path)->dict|None:
+    import json
+    try: d = json.loads(f.read_text())
+    except (OSError, ValueError): return None
+    return d if isinstance(d, dict) and isinstance(d.get('pid'), int) else None
+
+def _holder(d:dict|None, f:Path)->str:
+    if d is None: return f"an unreadable lock file {f}"
+    return f"pid {d['pid']} on {d.get('host')!r} since {d.get('since')} ({d.get('cmd', '?')})"
+
+def _try_lock(f:Path, info:str)->bool:
+    "Create `f` holding `info`, atomically and only if it does not exist."
+    tmp = f.with_name(f'{f.name}.{os.getpid()}.tmp')
+    tmp.write_text(info)
+    try: os.link(tmp, f); return True
+    except FileExistsError: return False
+    finally: tmp.unlink(missing_ok=True)
+
+@contextlib.contextmanager
+def run_lock(folder:str|Path, # the run folder (made if missing)
+             what:str='run', # how messages name the run
+            ):
+    "Hold an exclusive lock on `folder` (`LOCK_NAME` with pid, host, start time) for the `with` block; a live holder is an error naming it, a dead one's lock is taken over with a warning."
+    import json, socket, sys, time
+    folder = Path(folder); made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    f, key = folder/LOCK_NAME, str(folder.resolve())
+    if _HELD.get(key): _HELD[key] += 1   # this process holds it already
+    else:
+        host = socket.gethostname()
+        info = json.dumps(dict(pid=os.getpid(), host=host, since=time.strftime('%Y-%m-%d %H:%M:%S'), cmd=' '.join(sys.argv)[:200]))
+        for _ in range(5):
+            if _try_lock(f, info): break
+            d = _read_lock(f)
+            if d is None and f.exists() and time.time() - f.stat().st_mtime < 5: time.sleep(1); continue
+            if d is not None and (d.get('host') != host or _alive(d['pid'])):
+                hint = '' if d.get('host') == host else f"; it cannot be checked from {host!r}: if that run is over, delete {f}"
+                raise RunLocked(f"{folder} is in use by another {what}: {_holder(d, f)}{hint}")
+            stale = f.with_name(f'{f.name}.stale.{os.getpid()}')
+            try: os.rename(f, stale)   # one process takes a stale lock over, the others find it held
+            except FileNotFoundError: continue
+            if _read_lock(stale) != d:   # a live lock was made in between: put it back
+                try: os.link(stale, f)
+                except FileExistsError: pass
+                stale.unlink(missing_ok=True); continue
+            stale.unlink(missing_ok=True)
+            warnings.warn(f"{folder}: taking over the lock of a {what} that is no longer running ({_holder(d, f)})")
+        else: raise RunLocked(f"{folder}: could not take its lock {f}")
+        _HELD[key] = 1
+    try: yield f
+    finally:
+        _HELD[key] -= 1
+        if not _HELD[key]:
+            del _HELD[key]
+            if (_read_lock(f) or {}).get('pid') == os.getpid(): f.unlink(missing_ok=True)
+            if made:   # a run refused before writing anything leaves no empty folder behind
+                with contextlib.suppress(OSError): folder.rmdir()
+
 
 # %% ../nbs/00_core.ipynb #e3df216f
 KNOWN_WARNINGS = (r'`torch\.jit\.script` is deprecated', # fastai.layers at import, torch >= 2.5

@@ -35,8 +35,7 @@ _DICOM_EXTS = ('.dcm', '.dicom')
 
 def _is_dicom(path:Path)->bool:
     if path.suffix.lower() in _DICOM_EXTS: return True
-    if path.suffix.lower() in IMAGE_EXTS: return False
-    try:
+    try:   # DICOM bytes under any other name (a `.png` too) are recognised by their header
         with open(path, 'rb') as f: return f.read(132)[128:] == b'DICM'
     except OSError: return False
 
@@ -78,8 +77,18 @@ def _pil_to_uint8(path:Path)->np.ndarray:
     with Image.open(path) as im:
         im.load()   # decodes now: a truncated file fails here
         if im.mode == 'L': return np.asarray(im).copy()
-        if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'): return _minmax_uint8(np.asarray(im))
-        return np.asarray(im.convert('L')).copy()   # RGB, RGBA, P, LA, CMYK, 1: luminance
+        if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'):
+            a = np.asarray(im)
+            if not np.isfinite(a).all(): raise BadImageError(f"{path}: {int((~np.isfinite(a)).sum())} NaN or infinite pixel(s) in a {im.mode} image")
+            if a.size and a.min() == a.max():
+                warnings.warn(f"{path}: a constant {im.mode} image (every pixel {a.flat[0]}): read as all zeros, it holds nothing to see")
+            return _minmax_uint8(a)
+        if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
+            alpha = np.asarray(im.convert('RGBA'))[..., 3]
+            if (alpha < 255).any():   # what a transparent pixel shows depends on the background: not guessed
+                raise BadImageError(f"{path}: {int((alpha < 255).sum())} of {alpha.size} pixels are (partly) transparent; "
+                                    "flatten the image onto the background it is meant to be seen on, then read it")
+        return np.asarray(im.convert('L')).copy()   # RGB, opaque RGBA, P, LA, CMYK, 1: luminance
 
 _NPZ_CACHE = {}
 def _npz_array(ref:str)->np.ndarray:
@@ -110,6 +119,7 @@ def load_image(path:str|Path, # an image file (PNG/JPEG/BMP/TIFF/DICOM) or a `fi
     try:
         if '::' in s and s.split('::', 1)[0].endswith('.npz'): return _npz_image(s)
         p = Path(s)
+        if p.is_dir(): raise BadImageError(f"{p} is a directory, not an image file")
         if not p.is_file(): raise FileNotFoundError(f"image file {p} does not exist")
         a = _dicom_to_uint8(p) if _is_dicom(p) else _pil_to_uint8(p)
     except (FileNotFoundError, BadImageError): raise
@@ -130,6 +140,8 @@ def load_volume(path:str|Path, # a .npy file holding a (slices, H, W) array
         raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
     except Exception as e: raise BadImageError(f"cannot read volume {p}: {type(e).__name__}: {e}") from e
     _check_volume_shape(p, v.shape, v.dtype)
+    if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all():
+        raise BadImageError(f"{p}: {int((~np.isfinite(v)).sum())} NaN or infinite voxel(s) (first at {tuple(int(i) for i in np.argwhere(~np.isfinite(v))[0])})")
     return v if v.dtype == np.uint8 else _minmax_uint8(v)
 
 def _check_volume_shape(p, shape, dtype):
@@ -241,13 +253,18 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
         what = 'table'
     if len(df) == 0: raise ValueError(f"{what} has no rows")
     df = df.reset_index(drop=True)
-    df['file'] = resolve_paths(df[path_col], root)
+    try: df['file'] = resolve_paths(df[path_col], root)
+    except ValueError as e: raise ValueError(f"{what} {e}") from None
     df['pair'] = ['/'.join(r) for r in df[list(fields)].astype(str).itertuples(index=False)]
     if label_col is not None and label_col in df.columns:
         miss = df[label_col].isna() | (df[label_col].astype(str).str.strip() == '')
         if miss.any(): raise ValueError(f"{what} row {int(miss.idxmax())}: column '{label_col}' is empty")
         df['class'] = df['pair'] + '/' + df[label_col].astype(str).str.strip()
     else: df['class'] = df['pair']
+    same = df.groupby('file')['class'].nunique()
+    if (same > 1).any():   # one image listed twice with other metadata: which is true cannot be guessed
+        f = same[same > 1].index[0]; rows = df.index[df['file'] == f].tolist()
+        raise ValueError(f"{what}: image {f} is listed in rows {rows} with conflicting metadata {sorted(df.loc[rows, 'class'].unique())}")
     df.attrs['root'] = None if root is None else str(root)
     return df
 
@@ -425,6 +442,8 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, on_bad='skip', ...), or `read_pretrain_table`'s mapping / new_values
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
+    if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float, np.integer, np.floating)) or not 0 <= valid_pct < 1:
+        raise ValueError(f"valid_pct must be in [0, 1) (the rest trains), got {valid_pct!r}")
     store, table_options = _store_and_table_options(store, kwargs)
     in_memory, on_bad, resize, num_workers = store.in_memory, store.on_bad, store.resize, store.num_workers
     df = read_pretrain_table(table, fields, label_col, root, **table_options)
@@ -448,6 +467,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     y_label = torch.tensor([label_vocab.index(c) for c in df['class']], dtype=torch.long)
     order = np.random.default_rng(seed).permutation(len(df))
     n_valid = int(round(valid_pct * len(df)))
+    if n_valid >= len(df): raise ValueError(f"valid_pct={valid_pct} holds out all {len(df)} images: no training batch is left")
     parts = [np.sort(order[n_valid:]), np.sort(order[:n_valid])]
     dls_ = []
     for k, ix in enumerate(parts):

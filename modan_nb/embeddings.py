@@ -35,7 +35,7 @@ def load_table_images(table:pd.DataFrame|str|Path, # a table with a `path` colum
     from modan_nb.data import resolve_paths, decode_images
     if not isinstance(table, pd.DataFrame):
         root = root if root is not None else Path(table).parent
-        table = pd.read_csv(table)
+        table = pd.read_csv(table, encoding='utf-8-sig')
     return decode_images(resolve_paths(table['path'], root), size)[0]
 
 def method_features(encoders:dict, # method name -> encoder
@@ -44,7 +44,7 @@ def method_features(encoders:dict, # method name -> encoder
                     root:str|Path|None=None, # for pretraining tables: folder of the paths
                    )->dict:
     "Frozen penultimate features of every method on the same images: {name: (N,F) array}. Tables of volumes go through `transfer.task_inputs`."
-    if isinstance(data, (str, Path)): root, data = (root if root is not None else Path(data).parent), pd.read_csv(data)
+    if isinstance(data, (str, Path)): root, data = (root if root is not None else Path(data).parent), pd.read_csv(data, encoding='utf-8-sig')
     if isinstance(data, pd.DataFrame) and not data['path'].astype(str).str.endswith('.npy').any():
         data = load_table_images(data, size, root)
     return {k: extract_features(e, data, size=size, bs=bs, device=device) for k, e in encoders.items()}

@@ -49,8 +49,9 @@ def _as_int(key, v):
     if isinstance(v, (int, np.integer)): return int(v)
     if isinstance(v, float) and v.is_integer(): return int(v)
     if isinstance(v, str):
-        try: return _as_int(key, float(v)) if v.strip().lower() not in ('nan', 'inf', '-inf') else None
-        except ValueError: pass
+        try: x = float(v)
+        except ValueError: x = None
+        if x is not None and np.isfinite(x): return _as_int(key, x)
     raise ValueError(f"{key}: {v!r} is not an integer")
 
 def _as_float(key, v):
@@ -127,8 +128,9 @@ class ExperimentConfig:
                   check_paths:bool=True, # every data root and the pretraining table must exist
                  ):
         "Read and check a configuration; every problem is an error naming the file, the key and the value."
-        try: d = yaml.safe_load(Path(path).read_text()) or {}
+        try: d = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from None
+        if d is None: raise ValueError(f"{path} is empty (no settings): write the settings to run, e.g. start from configs/paper.yaml")
         if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -544,7 +546,14 @@ def _check_run_dir(cfg, run:Path, redo:bool=False, log=print):
     "A run folder holds the results of one configuration; settings that changed since are an error, unless `redo` discards those results."
     saved = run/'config.yaml'
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text()) or {}
+        try: old = yaml.safe_load(saved.read_text())
+        except yaml.YAMLError as e: old = f"not valid YAML ({str(e).splitlines()[0]})"
+        if not isinstance(old, dict) or any(k not in old for k in ('name', 'tasks', 'seed')):
+            why = 'empty' if old is None else old if isinstance(old, str) else 'cut: it lacks settings every run writes'
+            if any((run/'transfer').glob('*/auc.csv')):
+                raise ValueError(f"{saved} is {why}, so the results in {run} cannot be checked against the settings; restore it, "
+                                 "or rerun with --redo to discard those results, or use another name, or start over with --fresh")
+            old = {}
         new = yaml.safe_load(cfg.to_yaml())
         diff = [k for k in RESULT_KEYS if old.get(k) != new.get(k)]
         has_results = any((run/'transfer').glob('*/auc.csv'))
@@ -585,6 +594,9 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     cfg = cfg.validate(); t0 = time.time(); timings = {}
     progress = (not IN_TEST) if progress is None else progress
     run = runs_dir(cfg.name)
+    from modan_nb.core import run_lock, holds_lock
+    if not holds_lock(run):   # one run per folder for the run's life (`core.run_lock`): a second one is refused at once
+        with run_lock(run): return run_experiment(cfg, progress, log, redo)
     if cfg.pretrain is None or not cfg.tasks:
         from modan_nb.synth import make_demo_data
         paths = make_demo_data(seed=cfg.seed, **cfg.synth)
@@ -970,8 +982,12 @@ def print_summary(res:dict):
 
 def _run_and_print(cfg, fresh=False, redo=False):
     t0 = time.time()
-    if fresh and runs_dir(cfg.name).exists(): shutil.rmtree(runs_dir(cfg.name))
-    res = run_experiment(cfg, redo=redo)
+    from modan_nb.core import run_lock, LOCK_NAME
+    with run_lock(runs_dir(cfg.name)):   # --fresh empties the folder only when no other run holds it
+        if fresh:
+            for p in runs_dir(cfg.name).iterdir():
+                if p.name != LOCK_NAME: shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        res = run_experiment(cfg, redo=redo)
     res['correction'] = cfg.correction
     print_summary(res)
     print(f"wall time: {time.time()-t0:.0f} s")
@@ -985,7 +1001,9 @@ def modan_demo(name:str='demo', # run folder under data/runs/
                no_umap:bool=False, # skip the UMAP panels (the separability numbers are still computed)
               ):
     "Run the whole study at demo scale on SynthRIN (generated if absent): every method, task and protocol, a few minutes on 2 CPU cores."
-    _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
+    from modan_nb.core import RunLocked
+    try: _run_and_print(demo_config(name=name, seed=seed, umap=not no_umap), fresh, redo)   # returns nothing: a console script's return value is its exit status
+    except RunLocked as e: sys.exit(f"modan_demo: {e}")
 
 def load_run_config(config:str|Path, # an experiment YAML
                     demo:bool=False, # keep its recipe, swap the data for SynthRIN and the sizes for the demo's (`demo_scale`)
@@ -1005,6 +1023,8 @@ def modan_run(config:str, # an experiment YAML, e.g. configs/paper.yaml
               demo:bool=False, # keep the file's recipe, run it on SynthRIN at the demo's sizes, epochs and folds (run name <name>_demo)
              ):
     "Run (or resume) the experiment a YAML configuration describes; writes everything under data/runs/NAME/."
+    from modan_nb.core import RunLocked
     try: cfg = load_run_config(config, demo, name)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"modan_run: {e}")
-    _run_and_print(cfg, fresh, redo)
+    try: _run_and_print(cfg, fresh, redo)
+    except RunLocked as e: sys.exit(f"modan_run: {e}")

@@ -149,6 +149,8 @@ class PretrainRecipe:
 
     def __post_init__(self):
         _check_method(self.method)
+        for f in dataclasses.fields(self):   # numpy scalars (np.float32(0.07)) are numbers: kept as plain Python ones
+            if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'milestones', tuple(int(m) for m in self.milestones))
         object.__setattr__(self, 'crop_scale', tuple(float(c) for c in self.crop_scale))
         bad = lambda k, why: ValueError(f"recipe {self.name!r} ({self.method}): {k}={getattr(self, k)!r}: {why}")
@@ -159,10 +161,9 @@ class PretrainRecipe:
         if not isinstance(self.bs, (int, np.integer)) or self.bs < 2:
             raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
         if not isinstance(self.n_views, (int, np.integer)) or self.n_views < 1: raise bad('n_views', 'must be an int >= 1')
-        if METHODS[self.method]['contrastive'] and self.n_views < 2:
-            raise bad('n_views', f"{self.method} is contrastive: it compares two or more views of each image, and with fewer the "
-                                 "loss has no view to pull together (for simclr it is exactly 0 at every step): nothing would be "
-                                 "learnt. Use n_views >= 2")
+        if self.method == 'simclr' and self.n_views < 2:   # modan/supcon keep their positives across images with one view
+            raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
+                                 "pair and the loss has nothing to pull together. Use n_views >= 2")
         if METHODS[self.method]['contrastive'] and not (self.temperature and self.temperature > 0): raise bad('temperature', 'must be > 0')
         if self.method == 'modan' and not (self.tau is not None and 0 < self.tau <= 1): raise bad('tau', 'must be in (0, 1]')
         if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
@@ -421,7 +422,7 @@ def _read_table(data, root):
     if isinstance(data, pd.DataFrame): return data, root or data.attrs.get('root')
     p = Path(data)
     if not p.is_file(): raise FileNotFoundError(f"metadata table {p} does not exist")
-    return pd.read_csv(p), root or str(p.parent)
+    return pd.read_csv(p, encoding='utf-8-sig'), root or str(p.parent)
 
 def _image_side(path):
     "The smaller side of an image file in pixels (header only), or None for formats not checked here."
@@ -446,6 +447,8 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
     check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
+    empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
+    if empty.any(): raise ValueError(f"{name} row {int(empty.values.argmax())}: empty path ({int(empty.sum())} row(s) without a path)")
     rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
     for p in rows['path']:
         f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
@@ -506,6 +509,12 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
     if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
+    from modan_nb.core import run_lock, holds_lock
+    folder = Path(path) if path is not None else runs_dir(method)
+    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`), taken once the arguments are checked
+        with run_lock(folder, 'pretraining'):
+            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
+                            cbs=cbs, fit=fit, **kwargs)
     dev = default_device(device); cuda = dev.type == 'cuda'
     progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)
@@ -649,7 +658,8 @@ def recipe_from_file(method:str, # modan, simclr, supcon or ce
     p = Path(recipe)
     if not p.is_file(): raise ValueError(f"recipe {str(recipe)!r} is neither one of {list(RECIPES)} nor a YAML file")
     import yaml
-    d = yaml.safe_load(p.read_text()) or {}
+    try: d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e: raise ValueError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(d, dict): raise ValueError(f"{p}: a recipe file maps PretrainRecipe fields to values, got {type(d).__name__}")
     base = d.pop('recipe', 'paper')
     bad = sorted(set(d) - set(RECIPE_FIELDS))
@@ -670,6 +680,8 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
     if data is None: raise SystemExit("--data METADATA.csv is required")
     try: r = recipe_from_file(method, recipe)
     except ValueError as e: raise SystemExit(str(e))
-    learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
-                     data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    from modan_nb.core import RunLocked
+    try: learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
+                          data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    except RunLocked as e: raise SystemExit(f"modan_pretrain: {e}") from None
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")

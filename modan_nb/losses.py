@@ -4,7 +4,9 @@
 
 # %% ../nbs/04_losses.ipynb #5a7cacbe
 from __future__ import annotations
+import numbers
 from typing import NamedTuple
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ class SupConTerms(NamedTuple):
 def _check_temperatures(temperature, base_temperature):
     for name, t in (('temperature', temperature), ('base_temperature', base_temperature)):
         if t is None and name == 'base_temperature': continue
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0 or t == float('inf'):
+        if not isinstance(t, numbers.Real) or isinstance(t, (bool, np.bool_)) or not t > 0 or t == float('inf'):
             raise ValueError(f"{name} must be a positive finite number, got {t!r}")
 
 def _check_normalize(normalize):
@@ -135,7 +137,7 @@ class JaccardSupConLoss(_WeightedContrastiveLoss):
                  base_temperature:float|None=None, # T_b; None = T
                 ):
         super().__init__(temperature, base_temperature)
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        if not isinstance(threshold, numbers.Real) or isinstance(threshold, (bool, np.bool_)) or not 0 <= threshold <= 1:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         _check_normalize(normalize); store_attr('threshold,normalize')
 

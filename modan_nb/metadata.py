@@ -226,7 +226,9 @@ class MetadataEncoder:
     @classmethod
     def load(cls, path:str|Path):
         "Load an encoder saved by `save`."
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try: d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e}); a vocabulary file cut or edited by hand?") from None
+        return cls.from_dict(d)
     def __eq__(self, o): return isinstance(o, MetadataEncoder) and self.to_dict() == o.to_dict()
     def __repr__(self):
         if self.vocab is None: return f"MetadataEncoder(fields={self.fields}, unfitted)"
@@ -244,7 +246,7 @@ def read_metadata_csv(path:str|Path, # a CSV with a path column and one column p
     "Read a metadata table, check its columns and values (almost-known ones are flagged), and normalise the field spellings."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, encoding='utf-8-sig')
     check_columns(df, [path_col, *fields], what=f"metadata table {path}")
     df.index = df.index + 2   # rows named by their CSV line
     df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)
@@ -355,6 +357,9 @@ def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder sear
         if unknown == 'raise': raise ValueError(msg)
         warnings.warn(msg + (" They are left out (unknown='drop')." if unknown == 'drop' else " They are listed with an empty anatomy."))
         if unknown == 'drop': df = df[df.anatomy != ''].reset_index(drop=True)
+    if skipped:
+        warnings.warn(f"read_dicom_metadata: skipped {len(skipped)} unreadable file(s) or file(s) without Modality (df.attrs['skipped']): "
+                      + '; '.join(f"{Path(p).name} ({why})" for p, why in skipped[:3]) + (' ...' if len(skipped) > 3 else ''))
     df.attrs.update(skipped=skipped, unresolved=unres)
     return df
 

@@ -322,7 +322,7 @@ def check_asah(path=None, # asah.csv; default <shared data>/asah/asah.csv
         path = root/'asah'/'asah.csv'
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"aSAH table not found: {path}")
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, encoding='utf-8-sig')
     y = (df['outcome'] == 'Poor').astype(int).values
     rows = []
     for c1, c2, a1, a2, z, p, lo, hi in ASAH_ROC_TEST:

@@ -79,7 +79,7 @@ def _ddti_rows(csv:Path)->pd.DataFrame:
     "diagnosis.csv as (name, tirads, binary, row): exactly three fields a row, or an error naming the row."
     import csv as _csv
     rows = []
-    with open(csv, newline='') as f:
+    with open(csv, newline='', encoding='utf-8-sig') as f:
         for n, r in enumerate(_csv.reader(f), 1):
             if not r or all(not v.strip() for v in r): continue
             if len(r) != 3: raise ValueError(f"{csv} row {n}: expected 3 fields name,TI-RADS,binary, got {len(r)}: {','.join(r)!r}")
@@ -155,7 +155,7 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
     "BUS-BRA task table: malignant 1, benign 0 (biopsy); group = Case (patient); publisher's folds as `fold`."
     if folds not in ('publisher', None): raise ValueError(f"folds must be 'publisher' or None, got {folds!r}")
     root = Path(root); csv = _need_file(root/'bus_data.csv', 'BUS-BRA table')
-    d = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    d = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding='utf-8-sig')
     check_columns(d, ['ID', 'Case', 'Pathology'], what=f"BUS-BRA table {csv}")
     patho = d.Pathology.str.strip().str.lower()
     bad = patho[~patho.isin(['benign', 'malignant'])]
@@ -170,7 +170,7 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
                            pathology=patho.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
     if folds == 'publisher':
         ff = _need_file(root/fold_file, 'BUS-BRA fold table')
-        k = pd.read_csv(ff, dtype=str, keep_default_na=False)
+        k = pd.read_csv(ff, dtype=str, keep_default_na=False, encoding='utf-8-sig')
         check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
         kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
         if kf.index.duplicated().any(): raise ValueError(f"{ff}: ID {kf.index[kf.index.duplicated()][0]!r} is listed more than once")
@@ -225,7 +225,7 @@ def read_mrnet(root:str|Path, # folder with train/, valid/ and the {split}-{task
     for split in splits:
         csv = root/f'{split}-{task}.csv'
         if not csv.is_file(): raise FileNotFoundError(f"MRNet label file {csv} does not exist")
-        lab = pd.read_csv(csv, header=None, dtype=str)
+        lab = pd.read_csv(csv, header=None, dtype=str, encoding='utf-8-sig')
         if lab.shape[1] != 2: raise KeyError(f"{csv}: expected rows 'NNNN,0|1', got {lab.shape[1]} column(s)")
         for i, (eid, y) in enumerate(zip(lab[0], lab[1])):
             if not str(eid).strip().isdigit():
@@ -274,7 +274,7 @@ def _rin_group(task, fn):
 def _rin_rows(csv:Path, tdir:Path, task:str, check_files:bool)->list:
     "(path, label, group, item) of one RadImageNet split table."
     if not csv.is_file(): raise FileNotFoundError(f"RadImageNet split table {csv} does not exist")
-    d = pd.read_csv(csv)
+    d = pd.read_csv(csv, encoding='utf-8-sig')
     pc = next((c for c in ('filename', 'img_dir', 'path') if c in d.columns), None)
     lc = next((c for c in ('acl_label', 'label') if c in d.columns), None)
     if pc is None or lc is None: raise KeyError(f"{csv}: needs a file column (filename/img_dir) and a label column; has {list(d.columns)}")
@@ -453,6 +453,9 @@ def make_folds(df:pd.DataFrame, # a task table
     "A copy of `df` with an int column `fold` (0..n_splits-1): seeded, stratified, grouped; no image in two rows."
     from sklearn.model_selection import StratifiedGroupKFold
     check_columns(df, [group_col, label_col], what='task table')
+    labels = df[label_col].dropna().unique()
+    if len(labels) < 2: raise ValueError(f"the task table has one class only (label {labels[0].item() if len(labels) and hasattr(labels[0], 'item') else (labels[0] if len(labels) else None)!r} in all {len(df)} rows): "
+                                         "stratified folds, and an AUC, need both classes")
     df = check_duplicates(df, duplicates, group_col=group_col, label_col=label_col)
     _check_enough_groups(df, n_splits, group_col, label_col)
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -476,7 +479,7 @@ def load_folds(path:str|Path, # a CSV written by `save_folds`
     "A copy of `df` with the saved `fold` column; an error names any case that differs."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"fold file {path} does not exist")
-    f = pd.read_csv(path, dtype={'item': str, 'group': str})
+    f = pd.read_csv(path, dtype={'item': str, 'group': str}, encoding='utf-8-sig')
     check_columns(f, ['item', 'group', 'label', 'fold'], what=f"fold file {path}")
     k = _key_col(df)
     keys = df[k].astype(str)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_transfer.ipynb #945217a9
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, io, json, os, time
+import contextlib, copy, dataclasses, hashlib, io, json, os, time, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.linear_model import LogisticRegression
 from functools import partial
+from collections import Counter
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from .core import seed_everything, default_device, IN_TEST, check_columns, atomic_write_text # before fastai: it quiets fastai's import warning
@@ -428,6 +429,8 @@ class TransferRecipe:
     per_method:dict=dataclasses.field(default_factory=dict) # method -> {field: value} for that method's units only (`PER_METHOD` fields), e.g. {'SimCLR': {'head': 'two_logit'}}
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):   # numpy scalars (np.float32(1e-3)) are numbers: kept as plain Python ones
+            if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'fractions', tuple(float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else f
                                                     for f in np.atleast_1d(self.fractions).tolist()))
         for k in ('size', 'epochs', 'bs', 'step_size', 'probe_epochs', 'n_folds', 'repeats'):
@@ -493,35 +496,73 @@ def unit_seed(seed:int, repeat:int, fold:int)->int:
 # %% ../nbs/07_transfer.ipynb #a07c6a8b
 def _key(d): return (str(d['method']), str(d['task']), str(d['protocol']), round(float(d['fraction']), 8), int(d['fold']), int(d['repeat']))
 
-_KILL_ENV, _N_WRITES = 'MODAN_TRANSFER_KILL_AT', [0]
+_KILL_ENV, _KILL_CUT_ENV, _N_WRITES = 'MODAN_TRANSFER_KILL_AT', 'MODAN_TRANSFER_KILL_CUT', [0]
+
+def _kill_cut(data:bytes)->bytes:
+    "What a killed append leaves: near the middle of `data` (default), or, with `MODAN_TRANSFER_KILL_CUT=<seed>`, anywhere, or at a comma followed by a newline."
+    seed = os.environ.get(_KILL_CUT_ENV)
+    if seed is None:
+        cut = len(data)//2
+        while cut < len(data) - 1 and data[cut-1:cut] == b'\n': cut += 1
+        return data[:cut]
+    import random
+    rng = random.Random(int(seed))
+    commas = [i for i, b in enumerate(data) if b == ord(',')]
+    if commas and rng.random() < 0.5: return data[:rng.choice(commas)] + b'\n'   # a row that looks whole: `...,0.5\n`
+    return data[:rng.randrange(1, len(data))]
 
 def _append_text(f:Path, text:str):
-    "Append whole lines with one `write`; the test hook `MODAN_TRANSFER_KILL_AT=n` kills the process half-way through the n-th append."
+    "Append whole lines with one `write`; the test hook `MODAN_TRANSFER_KILL_AT=n` kills the process inside the n-th append (`_kill_cut`)."
     data = text.encode()
     _N_WRITES[0] += 1
     fd = os.open(f, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        if os.environ.get(_KILL_ENV) == str(_N_WRITES[0]):   # die inside a line, near the middle of what was to be written
-            cut = len(data)//2
-            while cut < len(data) - 1 and data[cut-1:cut] == b'\n': cut += 1
-            os.write(fd, data[:cut]); os._exit(137)
+        if os.environ.get(_KILL_ENV) == str(_N_WRITES[0]): os.write(fd, _kill_cut(data)); os._exit(137)
         view = memoryview(data)
         while view: view = view[os.write(fd, view):]
     finally: os.close(fd)
 
+_CRC = 'crc'
+def _crc(line:str)->str: return f"{zlib.crc32(line.encode()):08x}"
 
-def _complete_text(f:Path)->str:
-    "The file's text up to its last newline: a line cut by a kill is left out (a header without its newline too)."
-    if not f.exists(): return ''
-    text = f.read_text()
-    return text[:text.rfind('\n') + 1]
+def _csv_text(d:pd.DataFrame, header:bool)->str:
+    "`d` as CSV lines, each row ending in a `crc` field (the CRC32 of the rest of its line): a row cut anywhere fails its check."
+    lines = d.to_csv(index=False, header=header, lineterminator='\n').split('\n')[:-1]
+    if len(lines) != len(d) + header: raise ValueError("a results row holds a newline (a case name?); it cannot be stored line by line")
+    head = [lines.pop(0) + f',{_CRC}'] if header else []
+    return ''.join(l + '\n' for l in head + [f'{l},{_crc(l)}' for l in lines])
+
+def _row_ok(line:str)->bool:
+    body, _, crc = line.rpartition(',')
+    return len(crc) == 8 and _crc(body) == crc
+
+def _complete_text(f:Path)->tuple:
+    """(the verified text of results CSV `f`: its header and every row whose checksum holds, whether the file holds more than that).
+    The last row may fail (the torn tail of a killed append: left out); any other is an error naming the file and line.
+    A file of an older version (no `crc` column) keeps its lines ending in a newline."""
+    if not f.exists(): return '', False
+    raw = f.read_text(encoding='utf-8', errors='replace')
+    lines = raw.split('\n')
+    tail = lines.pop()   # '' when the file ends in a newline, else a line cut by a kill
+    if not lines: return '', bool(raw)
+    header, rows = lines[0], lines[1:]
+    if header.rpartition(',')[2] != _CRC:
+        if not rows: return '', True     # a header alone, cut (at a comma, say): nothing to keep
+        return raw[:len(raw) - len(tail)], bool(tail)   # an older version's file
+    bad = [i for i, l in enumerate(rows) if not _row_ok(l)]
+    if bad and bad[0] < len(rows) - 1:
+        raise ValueError(f"{f}, line {bad[0] + 2}: a row whose checksum fails is not the last one (the file was edited or damaged): "
+                         f"{rows[bad[0]][:80]!r}; move it away or use resume=False")
+    keep = rows[:-1] if bad else rows
+    return ''.join(l + '\n' for l in [header] + keep), bool(bad or tail)
 
 def _read_rows(f:Path)->pd.DataFrame:
-    "The complete rows of a results CSV (empty if none)."
-    text = _complete_text(f)
+    "The verified rows of a results CSV (empty if none), without their `crc` column."
+    text, _ = _complete_text(f)
     if not text: return pd.DataFrame()
-    try: return pd.read_csv(io.StringIO(text), dtype={'case': str, 'group': str})
+    try: d = pd.read_csv(io.StringIO(text), dtype={'case': str, 'group': str, _CRC: str})
     except pd.errors.ParserError as e: raise ValueError(f"{f} is not a results table this version wrote ({e}); move it away or use resume=False") from e
+    return d.drop(columns=[_CRC], errors='ignore')
 
 class _Store:
     "Unit results in `out_dir` (or in memory when `out_dir` is None): appended whole rows, cut rows dropped on opening."
@@ -531,15 +572,20 @@ class _Store:
         if self.dir is None: return
         self.dir.mkdir(parents=True, exist_ok=True)
         self.auc_f, self.sc_f = self.dir/'auc.csv', self.dir/'scores.csv'
-        for f in (self.auc_f, self.sc_f):   # a line cut by a kill is removed before anything is appended after it
-            if f.exists() and f.stat().st_size and not f.read_bytes().endswith(b'\n'): atomic_write_text(f, _complete_text(f))
-        self.done = {_key(r) for r in _read_rows(self.auc_f).to_dict('records')}
-        sc = _read_rows(self.sc_f)
-        if len(sc):   # the scores of units without an AUC row did not finish: they are redone
-            keep = [_key(r) in self.done for r in sc[UNIT_COLS].to_dict('records')]
-            if not all(keep): self._rewrite(self.sc_f, sc[keep])
+        for f in (self.auc_f, self.sc_f):   # a torn row is removed (and an older file given checksums) before anything is appended
+            text, torn = _complete_text(f)
+            if torn or (text and not text.split('\n', 1)[0].endswith(f',{_CRC}')): self._rewrite(f, _read_rows(f))
+        aucs, sc = _read_rows(self.auc_f), _read_rows(self.sc_f)
+        n_sc = Counter(_key(r) for r in sc[UNIT_COLS].to_dict('records')) if len(sc) else {}
+        expect = lambda r: int(r['n_test']) if 'n_test' in r and pd.notna(r['n_test']) else max(n_sc.get(_key(r), 0), 1)
+        # a unit is done when its AUC row and all its score rows are there; the rows of any other unit are dropped and it is redone
+        self.done = {_key(r) for r in aucs.to_dict('records') if n_sc.get(_key(r), 0) == expect(r)}
+        for f, d in ((self.auc_f, aucs), (self.sc_f, sc)):
+            if len(d):
+                keep = [_key(r) in self.done for r in d[UNIT_COLS].to_dict('records')]
+                if not all(keep): self._rewrite(f, d[keep])
 
-    def _rewrite(self, f, d): atomic_write_text(f, d.to_csv(index=False) if len(d.columns) else '')
+    def _rewrite(self, f, d): atomic_write_text(f, _csv_text(d, header=True) if len(d.columns) else '')
 
     def forget(self, task:str):
         "Drop every row of `task` (resume=False); other tasks in the folder stay."
@@ -553,8 +599,8 @@ class _Store:
         if self.dir is None: self.aucs.append(auc_row); self.scores.append(scores)
         else:
             empty = lambda f: not f.exists() or f.stat().st_size == 0
-            _append_text(self.sc_f, scores.to_csv(header=empty(self.sc_f), index=False))
-            _append_text(self.auc_f, pd.DataFrame([auc_row]).to_csv(header=empty(self.auc_f), index=False))
+            _append_text(self.sc_f, _csv_text(scores, header=empty(self.sc_f)))
+            _append_text(self.auc_f, _csv_text(pd.DataFrame([auc_row]), header=empty(self.auc_f)))
         self.done.add(_key(auc_row))
 
     def tables(self, units:set)->tuple:

@@ -25,14 +25,15 @@ N_UNITS = 2*3*3
 
 def run(out_dir): return run_transfer(encoders(), DF, 'toy', out_dir=out_dir, **KW)
 
-def fork_run(out_dir, kill_at=None):
-    "run_transfer in a child process (forked: no import cost); `kill_at`: the child dies half-way through its n-th append."
+def fork_run(out_dir, kill_at=None, cut_seed=None):
+    "run_transfer in a child process (forked: no import cost); `kill_at`: the child dies inside its n-th append, cut where `cut_seed` draws."
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
             transfer._N_WRITES[0] = 0
             if kill_at is not None: os.environ[transfer._KILL_ENV] = str(kill_at)
+            if cut_seed is not None: os.environ[transfer._KILL_CUT_ENV] = str(cut_seed)   # anywhere, or at a comma + newline
             run(out_dir)
         except BaseException as e:
             print('child failed:', repr(e)); code = 3
@@ -61,12 +62,12 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
         while True:
             n_done = len(transfer._read_rows(out/'auc.csv'))   # never a ParserError, never a cut row
             if n_done == N_UNITS: break
-            if (injected + timed) % 2 == 0:   # die in the middle of an append: a cut row is left on disk
-                code = wait(fork_run(out, kill_at=rng.choice([1, 2, 3])))
+            if (injected + timed) % 2 == 0:   # die inside an append: a cut row is left on disk, anywhere in a row, `...,0.5\n` too
+                code = wait(fork_run(out, kill_at=rng.choice([1, 2, 3]), cut_seed=rng.randrange(2**30)))
                 assert code in (137, 0), code
                 if code == 137:
                     injected += 1
-                    cut_rows += any(f.exists() and f.stat().st_size > 0 and not f.read_bytes().endswith(b'\n') for f in (out/'auc.csv', out/'scores.csv'))
+                    cut_rows += any(transfer._complete_text(f)[1] for f in (out/'auc.csv', out/'scores.csv'))
             else:   # SIGKILL at a random instant of what is left to do
                 pid = fork_run(out)
                 time.sleep(rng.uniform(0, t_run*(N_UNITS - n_done)/N_UNITS))

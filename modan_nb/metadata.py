@@ -342,10 +342,12 @@ def _dicom_rows(paths, anatomy_map, n_workers, progress):
     progress = (not IN_TEST and len(paths) > 256) if progress is None else progress
     one = functools.partial(_dicom_row, anatomy_map=anatomy_map)
     if n_workers <= 1 or len(paths) <= 64:
-        yield from map(one, progress_bar(paths, display=progress, leave=False)); return
+        yield from map(one, progress_bar(paths, leave=False) if progress else paths); return
     ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
     ex = ProcessPoolExecutor(n_workers, mp_context=ctx)
-    try: yield from progress_bar(ex.map(one, paths, chunksize=max(1, min(64, len(paths) // (8*n_workers)))), total=len(paths), display=progress, leave=False)
+    try:
+        res = ex.map(one, paths, chunksize=max(1, min(64, len(paths) // (8*n_workers))))
+        yield from (progress_bar(res, total=len(paths), leave=False) if progress else res)
     finally: ex.shutdown(cancel_futures=True)
 
 def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm / *.dicom

@@ -296,6 +296,16 @@ class TensorImageDL(DataLoader):
             if self.device is not None: batch = to_device(batch, self.device)
             yield self.after_batch(batch)
 
+    def create_batches(self, samps):
+        "Batches of the indices `samps` (all of them, or a distributed sampler's share) by indexing when the set is in memory or cached."
+        ds = self.dataset
+        if not getattr(ds, 'in_memory', False): yield from super().create_batches(samps); return
+        samps = list(samps)
+        for i in range(0, len(samps), self.bs):
+            b = samps[i:i+self.bs]
+            if len(b) < self.bs and self.drop_last: return
+            yield ds.batch(torch.as_tensor(b, dtype=torch.long))
+
     def one_batch(self):
         "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
         state = self.gen.get_state()

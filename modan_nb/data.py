@@ -313,6 +313,16 @@ class TensorImageDL(DataLoader):
             if self.device is not None: batch = to_device(batch, self.device)
             yield self.after_batch(batch)
 
+    def create_batches(self, samps):
+        "Batches of the indices `samps` (all of them, or a distributed sampler's share) by indexing when the set is in memory or cached."
+        ds = self.dataset
+        if not getattr(ds, 'in_memory', False): yield from super().create_batches(samps); return
+        samps = list(samps)
+        for i in range(0, len(samps), self.bs):
+            b = samps[i:i+self.bs]
+            if len(b) < self.bs and self.drop_last: return
+            yield ds.batch(torch.as_tensor(b, dtype=torch.long))
+
     def one_batch(self):
         "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
         state = self.gen.get_state()
@@ -412,8 +422,11 @@ class ImageStore:
     on_bad:str='raise' # 'raise' on an unreadable image, or 'skip' and list it in dls.bad_files
     decode_workers:int|None=None # threads decoding the set once (default: a few per core)
     num_workers:int=0 # worker processes for `in_memory=False`
+    cache:str|Path|None=None # a folder: decode once into a memory-mapped cache there (`modan_nb.cache`) and draw batches from it
+    cache_mismatch:str='rebuild' # a cache made for another table, size or resize: 'rebuild' it (with a warning) or 'raise'
     def __post_init__(self):
         if self.on_bad not in ('raise', 'skip'): raise ValueError(f"on_bad must be 'raise' or 'skip', got {self.on_bad!r}")
+        if self.cache_mismatch not in ('rebuild', 'raise'): raise ValueError(f"cache_mismatch must be 'rebuild' or 'raise', got {self.cache_mismatch!r}")
         if self.resize not in RESIZE_METHODS: raise ValueError(f"resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
 
 STORE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageStore))
@@ -449,7 +462,11 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     df = read_pretrain_table(table, fields, label_col, root, **table_options)
     dev = default_device(device)
     n_listed = len(df)
-    if in_memory or on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
+    if store.cache is not None:   # decoded once into the cache folder (or reused); batches are read from disk
+        from .cache import cached_images
+        x, keep, bad = cached_images(df.file.tolist(), size, store)
+        df, in_memory, num_workers = df.iloc[keep].reset_index(drop=True), True, 0
+    elif in_memory or on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
         x, keep, bad = decode_images(df.file.tolist(), size if in_memory else 8, resize, on_bad, store.decode_workers)
         df = df.iloc[keep].reset_index(drop=True)
         if not in_memory: x = None
@@ -472,7 +489,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
     dls_ = []
     for k, ix in enumerate(parts):
         ix_t = torch.as_tensor(ix, dtype=torch.long)
-        ds = PretrainDataset(x[ix_t] if in_memory else None, [Y[ix_t], y_pair[ix_t], y_label[ix_t]],
+        ds = PretrainDataset((x.take(ix_t) if getattr(x, 'on_disk', False) else x[ix_t]) if in_memory else None, [Y[ix_t], y_pair[ix_t], y_label[ix_t]],
                              files=df.file.values[ix].tolist(), size=size, resize=resize)
         b = bs
         if k == 0 and 0 < len(ix) < bs:

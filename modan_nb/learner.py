@@ -468,7 +468,7 @@ def _check_bs(bs):
 
 # %% ../nbs/06_learner.ipynb #d82919bf
 DATA_OPTIONS = ('root', 'fields', 'label_col', 'on_bad', 'data_on_device', 'valid_pct', 'in_memory', 'num_workers', 'resize',
-                'decode_workers', 'meta_encoder')
+                'decode_workers', 'meta_encoder', 'cache', 'cache_mismatch')
 RUN_OPTIONS = ('aug', 'mixed_precision', 'channels_last', 'validate', 'progress')
 RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(PretrainRecipe) if f.name not in ('method', 'name'))
 

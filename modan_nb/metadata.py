@@ -316,10 +316,48 @@ def _dicom_text(ds, kw)->str:
     v = getattr(ds, kw, None)
     return '' if v is None else str(v).strip()
 
+def _dicom_row(p, anatomy_map=None):
+    "One DICOM file's table row from its header (values over 1 KB, the pixel data among them, are not read), or the error naming the file."
+    p = Path(p)
+    try:
+        if not p.is_file(): raise FileNotFoundError(f"DICOM file {p} does not exist")
+        ds = _dicom_header(p)
+        mod = getattr(ds, 'Modality', None)
+        if _is_missing(mod): raise ValueError(f"{p}: DICOM tag Modality (0008,0060) is missing or empty")
+    except (ValueError, FileNotFoundError) as e: return e
+    texts = {kw: _dicom_text(ds, kw) for kw in ANATOMY_TAGS}
+    ana, src = '', ''
+    for kw, t in texts.items():
+        a = anatomy_from_text(t, anatomy_map)
+        if a:
+            ana, src = a, kw if anatomy_from_text(t) == a else f'{kw} (anatomy_map)'
+            break
+    return dict(path=str(p), modality=normalize_value('modality', mod), anatomy=ana, modality_source='Modality', anatomy_source=src, **texts)
+
+def _dicom_rows(paths, anatomy_map, n_workers, progress):
+    "The rows (or errors) of `paths` in order, read by `n_workers` processes when there are many files, with a progress bar."
+    import functools, multiprocessing as mp, os
+    from concurrent.futures import ProcessPoolExecutor
+    from fastprogress.fastprogress import progress_bar
+    from modan_nb.core import IN_TEST
+    n_workers = (os.cpu_count() or 1) if n_workers is None else n_workers
+    progress = (not IN_TEST and len(paths) > 256) if progress is None else progress
+    one = functools.partial(_dicom_row, anatomy_map=anatomy_map)
+    if n_workers <= 1 or len(paths) <= 64:
+        yield from map(one, progress_bar(paths, leave=False) if progress else paths); return
+    ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+    ex = ProcessPoolExecutor(n_workers, mp_context=ctx)
+    try:
+        res = ex.map(one, paths, chunksize=max(1, min(64, len(paths) // (8*n_workers))))
+        yield from (progress_bar(res, total=len(paths), leave=False) if progress else res)
+    finally: ex.shutdown(cancel_futures=True)
+
 def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm / *.dicom
                         missing:str='raise', # an unreadable file or one without Modality: 'raise', or 'skip' it (attrs['skipped'])
                         anatomy_map:Mapping|None=None, # {header text or word: anatomy} for values the synonym table does not know
                         unknown:str='list', # no known anatomy in the header: 'list' (empty anatomy + warning), 'raise' or 'drop'
+                        n_workers:int|None=None, # processes reading headers (default: the cores, for more than 64 files; 0 or 1: this one)
+                        progress:bool|None=None, # fastprogress bar (default: for more than 256 files, outside tests)
                        )->pd.DataFrame:
     "A table (path, modality, anatomy, the tag each came from, the four description tags) from the DICOM headers of `paths`."
     if missing not in ('raise', 'skip'): raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
@@ -328,25 +366,13 @@ def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder sear
         p = Path(paths)
         if not p.exists(): raise FileNotFoundError(f"DICOM file or folder {p} does not exist")
         paths = sorted(q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in ('.dcm', '.dicom')) if p.is_dir() else [p]
+    paths = [Path(p) for p in paths]
     rows, skipped = [], []
-    for p in map(Path, paths):
-        try:
-            if not p.is_file(): raise FileNotFoundError(f"DICOM file {p} does not exist")
-            ds = _dicom_header(p)
-            mod = getattr(ds, 'Modality', None)
-            if _is_missing(mod): raise ValueError(f"{p}: DICOM tag Modality (0008,0060) is missing or empty")
-        except (ValueError, FileNotFoundError) as e:
-            if missing == 'raise': raise
-            skipped.append((str(p), str(e))); continue
-        texts = {kw: _dicom_text(ds, kw) for kw in ANATOMY_TAGS}
-        ana, src = '', ''
-        for kw, t in texts.items():
-            a = anatomy_from_text(t, anatomy_map)
-            if a:
-                ana, src = a, kw if anatomy_from_text(t) == a else f'{kw} (anatomy_map)'
-                break
-        rows.append(dict(path=str(p), modality=normalize_value('modality', mod), anatomy=ana, modality_source='Modality',
-                         anatomy_source=src, **texts))
+    for p, r in zip(paths, _dicom_rows(paths, anatomy_map, n_workers, progress)):
+        if isinstance(r, Exception):
+            if missing == 'raise': raise r
+            skipped.append((str(p), str(r))); continue
+        rows.append(r)
     df = pd.DataFrame(rows, columns=DICOM_COLUMNS)
     unres = df[df.anatomy == ''].reset_index(drop=True)
     if len(unres):

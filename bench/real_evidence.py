@@ -43,7 +43,7 @@ def _alive(owner:list)->bool:
     if pid == os.getpid(): return False   # this process's own lock, left by a part that failed: stale
     try: cmd = Path(f'/proc/{pid}/cmdline').read_bytes()
     except OSError: return False
-    return b'python' in cmd   # a reused pid of another program is no owner
+    return not cmd or b'python' in cmd   # a reused pid of another program is no owner (empty: a process starting, or a zombie)
 
 @contextmanager
 def part_lock(run:Path, name:str):
@@ -724,9 +724,10 @@ def seed_args(a, s:int):
     b = argparse.Namespace(**vars(a)); b.pretrain_seed, b.report, b.quiet = s, '', True
     return b
 
-def seed_log(s):
+def seed_log(s=None):
+    "Tag the log lines with seed `s` (None: no tag)."
     global LOG_TAG
-    LOG_TAG = f'[seed {s}]'
+    LOG_TAG = '' if s is None else f'[seed {s}]'
 
 LOG_TAG = ''
 
@@ -759,9 +760,10 @@ def run_seeds(a, run:Path, shared:Path, argv:list):
     T0, failed = time.time(), []
     if not a.report_only:
         if a.jobs <= 1:
-            for s, d in dirs.items():
-                seed_log(s); run_one(seed_args(a, s), d, shared)
-            seed_log('')
+            try:
+                for s, d in dirs.items():
+                    seed_log(s); run_one(seed_args(a, s), d, shared)
+            finally: seed_log()
         else:
             todo = [(s, m) for s, d in dirs.items() for m, slug in METHODS.items() if slug and not (d/'encoders'/f'{method_slug(m)}.pth').is_file()]
             rc = run_parallel([worker_command(argv, s, m) for s, m in todo], a.jobs)

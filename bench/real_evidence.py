@@ -12,6 +12,17 @@ A benchmark, not a test. Interrupt it and run the same command again to resume (
 every finished unit is on disk). Writes its run folder (data/runs/real_evidence) and bench/real_evidence.out.md.
 
     python bench/real_evidence.py [--size 32] [--epochs 12] [--per-pair 120] [--folds 5] [--repeats 3] [--fresh]
+
+Several pretraining seeds (the same data, settings, folds and fine-tuning seeds; only the pretraining seed changes), two at
+once on two cores, in a run folder outside the work tree:
+
+    python bench/real_evidence.py --seeds 0,1,2 --jobs 2 --run /work/runs/real_evidence_seeds [settings as above]
+
+Each seed's run is a complete single-seed run folder, `<run>/seed_<s>`; a `<run>` that already holds a single-seed run
+(seed 0) is reused as seed 0. With --jobs 2 every pretraining (seed x method) runs in its own process, then every seed's
+evaluation; each part holds a lock file in its seed's folder, so two processes never write the same file. The report
+compares the methods with the pretraining seed as the unit (`seed_bootstrap`: seeds, then patients, resampled) and keeps
+the first seed's single-seed report as its last section. Same command again: resume (other settings are refused, named).
 """
 from __future__ import annotations
 import argparse, copy, json, os, re, shutil, socket, subprocess, sys, time
@@ -909,6 +920,40 @@ SEED0_START, SEED0_END = '<!-- seed0-reading:start -->', '<!-- seed0-reading:end
 
 def _between(s:str, a:str, b:str)->str: return s[s.index(a) + len(a):s.index(b)].strip() if a in s and b in s else ''
 
+SINGLE_START, SINGLE_END = '<!-- single-seed:start -->', '<!-- single-seed:end -->'
+
+def earlier_single_seed(path:Path)->list|None:
+    "The single-seed section of an earlier report, verbatim: a single-seed report whole (headings one level down, its reading kept), or the section a seeds' report kept; None if there is none."
+    if not path.is_file(): return None
+    s = path.read_text()
+    if SEEDS_TAG in s:
+        body = _between(s, SINGLE_START, SINGLE_END)
+        return body.splitlines() if body else None
+    if READING_START not in s: return None
+    lines = s.splitlines()
+    lines = lines[1:] if lines and lines[0].startswith('# ') else lines
+    lines = [('#' + l if l.startswith('## ') else l) for l in lines]
+    lines = ['### Reading (written then, for this one seed)' if l == '### Reading' else SEED0_START if l == READING_START else SEED0_END if l == READING_END else l
+             for l in lines]
+    return ['_The single-seed report as it was written (verbatim, a single pretraining seed); the same seed\'s numbers in the tables '
+            'above are read from the run folder now._', '', *lines]
+
+def single_seed_lines(a, d0:Path, first:int, emb:pd.DataFrame, shared:Path, path:Path)->list:
+    "Seed `first`'s run as a single-seed report (headings one level down), for a seeds' report with no earlier single-seed one."
+    a0 = seed_args(a, first)
+    split = pd.read_csv(d0/'realrin_split.csv', dtype={'group': str})
+    table, held = split[split.split == 'pretrain'].reset_index(drop=True), split[split.split == 'holdout'].reset_index(drop=True)
+    full = read_tasks(shared, [t for t in a.tasks.split(',') if t])
+    tk = {t: cap_cases(df, a.max_cases, a.seed) for t, df in full.items()}
+    if not a.no_external and {'busi', 'busbra'} <= set(full): tk['external'] = external_table(full)
+    info = {m: json.loads((d0/'encoders'/f'{method_slug(m)}.json').read_text()) for m in METHODS if (d0/'encoders'/f'{method_slug(m)}.json').is_file()}
+    r0 = seed_tables(a0, d0, d0/'transfer', str(path))
+    tf = d0/'timings.json'
+    s0 = report_lines(a0, d0, table, held, full, tk, info, r0['curves'], r0['aucs'], r0['ci'], r0['dl'], r0['ext'], emb, r0['figs'],
+                      json.loads(tf.read_text()) if tf.is_file() else {}, 0., '')
+    s0 = [l for l in s0 if l not in (READING_START, READING_END, '_(to be written from the numbers below)_', '## Reading')]
+    return [re.sub(r" \(this call's wall time: [^)]*\)", '', '#' + l if l.startswith('## ') else l) for l in s0[1:]]
+
 def kept_readings(path:Path)->tuple:
     "(the seeds' hand-written reading, the single-seed one) of an earlier report; a single-seed report's reading becomes the single-seed one."
     if not path.is_file(): return '', ''
@@ -973,10 +1018,11 @@ def seeds_reading(vd:pd.DataFrame, au:pd.DataFrame, embs:pd.DataFrame, first:int
         parts = []
         for t in sorted(d.task.unique(), key=task_order):
             x = d[d.task == t]
-            best = x.loc[x.groupby('seed')['auc'].idxmax()].method
+            best = x.loc[x.groupby('seed')['auc'].idxmax()].set_index('seed').method
             mean = x.groupby('method')['auc'].mean()
             top = mean.idxmax(); k = int((best == top).sum())
-            parts.append(f"{title(t)} {top} ({mean[top]:.3f}; the highest in {k} of {best.size} seeds" + (f", seed {first}: {best.iloc[0]}" if best.iloc[0] != top else '') + ")")
+            parts.append(f"{title(t)} {top} ({mean[top]:.3f}; the highest in {k} of {best.size} seeds"
+                         + (f"; in seed {first} {best[first]}" if first in best.index and best[first] != top else '') + ")")
         L.append(f"- **{proto}**, highest mean AUC over seeds: " + '; '.join(parts) + '.')
     if len(embs):
         r = embs.pivot_table(index='method', columns='seed', values='spearman')
@@ -987,7 +1033,7 @@ def seeds_reading(vd:pd.DataFrame, au:pd.DataFrame, embs:pd.DataFrame, first:int
             p = embs[embs.method == REFERENCE].set_index('seed')['p']
             L.append(f"- **Embedding geometry** (pair-Jaccard Spearman rho): {REFERENCE} {g.mean():.2f} (sd {g.std():.2f}; seeds " + ', '.join(f'{v:.2f}' for v in g)
                      + f"), the highest in {int((top == REFERENCE).sum())} of {len(g)} seeds, p < 0.05 in {int((p < 0.05).sum())}; the others' mean "
-                     + ', '.join(f"{m} {v:.2f}" for m, v in others.mean(1).items()) + f"; the largest other rho in any seed {others.max().max():.2f}.")
+                     + ', '.join(f"{m} {v:.2f}" for m, v in others.mean(axis=1).items()) + f"; the largest other rho in any seed {others.max().max():.2f}.")
     if len(au) and au.seed.nunique() > 1:
         sd = au.groupby(['task', 'protocol', 'fraction', 'method'])['auc'].std()
         w = sd.idxmax()
@@ -1007,7 +1053,7 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
     embs = pd.concat([r['emb'].assign(seed=s) for s, r in per.items() if len(r['emb'])], ignore_index=True) if any(len(r['emb']) for r in per.values()) else pd.DataFrame()
     for f, d in (('seeds_auc.csv', au), ('seeds_summary.csv', sm), ('seeds_delong.csv', dl), ('seeds_tests.csv', vd if len(vd) else sl), ('seeds_embedding.csv', embs)):
         atomic_write_text(run/f, d.to_csv(index=False))
-    hand, reading0 = kept_readings(path)
+    hand = kept_readings(path)[0]
     spent = {s: time_spent(r['dir'], json.loads((r['dir']/'timings.json').read_text()) if (r['dir']/'timings.json').is_file() else {}) for s, r in per.items()}
     tot = {s: sum(v.values()) for s, v in spent.items()}
     ef = run/'elapsed.json'
@@ -1016,10 +1062,10 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
     L = ['# Real evidence over several pretraining seeds: RealRIN pretraining, four real tasks', '', SEEDS_TAG, '',
          f"Written by `bench/real_evidence.py` on {time.strftime('%Y-%m-%d %H:%M')} (run folder `{run}`). Pretraining seeds with results: "
          f"{done} of {seeds} asked; the same data, settings, folds and fine-tuning seeds for each, only the pretraining seed differs.", '',
-         f"**Wall time.** The finished parts took {sum(tot.values()):.0f} min of one core in all, summed over every call and seed "
-         f"({', '.join(f'seed {s} {v:.0f} min' for s, v in tot.items())}), on this machine: {machine()}, shared with other jobs, "
+         f"**Wall time.** The finished parts took {sum(tot.values()):.1f} min of one core in all, summed over every call and seed "
+         f"({', '.join(f'seed {s} {v:.1f} min' for s, v in tot.items())}), on this machine: {machine()}, shared with other jobs, "
          f"{a.threads} thread(s) per process"
-         + (f"; the calls of this run folder that finished took {el['seconds']/60:.0f} min of elapsed time ({el['calls']} call(s), the last with --jobs {el.get('jobs', 1)})" if el else '')
+         + (f"; the calls of this run folder that finished took {el['seconds']/60:.1f} min of elapsed time ({el['calls']} call(s), the last with --jobs {el.get('jobs', 1)})" if el else '')
          + ". With --jobs 2 two seeds' parts run at once, one per core.", '',
          '## Reading', '', READING_START, hand or '_(to be written from the numbers below)_', READING_END, '',
          '## What holds across seeds (computed)', '', *seeds_reading(vd, au, embs, first, len(per)), '',
@@ -1030,10 +1076,10 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
             if a.boot_cases == 'shared' else 'within each resampled seed (cases nested in seeds)')
          + f", and takes the mean over its seeds of AUC(method) - AUC({REFERENCE}) on each seed's pooled out-of-fold scores (repeats averaged, "
          "one score per patient). Percentile 95% interval; two-sided p from the share of draws on the other side of 0; Holm within task, "
-         "protocol and label fraction. Why not a mixed model with seed and case effects: with 3 seeds the seed variance has 2 degrees of "
+         f"protocol and label fraction. Why not a mixed model with seed and case effects: with {len(per)} seeds the seed variance has {len(per) - 1} degree(s) of "
          "freedom and is estimated unreliably (often at 0, which turns the test back into one about cases); the bootstrap keeps the spread "
-         "of the seeds as they came. With 3 seeds it cannot be very sure: a draw of three copies of one seed has probability 1/9, so a difference "
-         "carried by one seed alone stays non-significant. Per-seed tests (`*` in the tables): each seed's own paired DeLong test, Holm, as the single-seed report. "
+         f"of the seeds as they came. A draw leaves out a given seed with probability (1 - 1/S)^S ({(1 - 1/len(per))**len(per):.2f} with "
+         f"{len(per)} seeds), so a difference carried by one seed alone stays non-significant. Per-seed tests (`*` in the tables): each seed's own paired DeLong test, Holm, as the single-seed report. "
          "Verdicts: **every seed** = significant in every seed's own test, the same direction; **on average** = the seed-level bootstrap is "
          f"significant, not every seed is; **one run's luck** = significant in seed {first} (the earlier report), not at the seed level.", '']
     tasks = sorted(set(au.task), key=task_order)
@@ -1053,9 +1099,9 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
         e = embs.pivot_table(index='method', columns='seed', values='spearman').reindex([m for m in METHODS if m in set(embs.method)])
         t = pd.DataFrame(index=e.index)
         for s in e.columns: t[f'rho seed {s}'] = e[s].map(lambda v: f'{v:.2f}')
-        t['mean (sd)'] = [f"{m:.2f} ({sd:.2f})" if not pd.isna(sd) else f'{m:.2f}' for m, sd in zip(e.mean(1), e.std(1))]
+        t['mean (sd)'] = [f"{m:.2f} ({sd:.2f})" if not pd.isna(sd) else f'{m:.2f}' for m, sd in zip(e.mean(axis=1), e.std(axis=1))]
         pp = embs.pivot_table(index='method', columns='seed', values='p').reindex(e.index)
-        t['seeds with p < 0.05'] = (pp < 0.05).sum(1).astype(int).astype(str) + f' of {e.shape[1]}'
+        t['seeds with p < 0.05'] = (pp < 0.05).sum(axis=1).astype(int).astype(str) + f' of {e.shape[1]}'
         for c, n in (('sim_related', 'related sim (mean)'), ('sim_unrelated', 'unrelated sim (mean)'), ('knn_pair', 'k-NN pair acc (mean)')):
             if c in embs: t[n] = embs.groupby('method')[c].mean().reindex(e.index).map(lambda v: f'{v:.3f}')
         L += ['## Embedding geometry per seed (held-out RealRIN images)', '',
@@ -1065,24 +1111,13 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
           + ' '.join(f'--{k.replace("_", "-")} {getattr(a, k)}' for k in RESULT_SETTINGS) + f' --repeats {a.repeats} --threads {a.threads}', '```', '',
           "Each seed's folder (`seed_<s>`; seed 0 the run folder itself when it held a single-seed run) is a complete single-seed run; "
           "the tables over seeds: `<run>/seeds_*.csv`. Interrupt and run the same command again to resume (days later too; other settings are refused, named).", '']
-    # the first seed's report, as the single-seed report was
-    d0, a0 = per[first]['dir'], seed_args(a, first)
-    split = pd.read_csv(d0/'realrin_split.csv', dtype={'group': str})
-    table, held = split[split.split == 'pretrain'].reset_index(drop=True), split[split.split == 'holdout'].reset_index(drop=True)
-    full = read_tasks(shared, [t for t in a.tasks.split(',') if t])
-    tk = {t: cap_cases(df, a.max_cases, a.seed) for t, df in full.items()}
-    if not a.no_external and {'busi', 'busbra'} <= set(full): tk['external'] = external_table(full)
-    info = {m: json.loads((d0/'encoders'/f'{method_slug(m)}.json').read_text()) for m in METHODS if (d0/'encoders'/f'{method_slug(m)}.json').is_file()}
-    r0 = seed_tables(a0, d0, d0/'transfer', str(path))
-    tf = d0/'timings.json'
-    s0 = report_lines(a0, d0, table, held, full, tk, info, r0['curves'], r0['aucs'], r0['ci'], r0['dl'], r0['ext'], per[first]['emb'], r0['figs'],
-                      json.loads(tf.read_text()) if tf.is_file() else {}, 0., '')
-    s0 = [l for l in s0 if l not in (READING_START, READING_END, '_(to be written from the numbers below)_')]
-    s0 = [('#' + l if l.startswith('## ') else l) for l in s0[1:]]
-    s0 = [l.replace('## Reading', f"## Reading (written for seed {first} alone)") if l == '### Reading' else l for l in s0]
-    i = s0.index(f"### Reading (written for seed {first} alone)") + 2 if f"### Reading (written for seed {first} alone)" in s0 else 0
-    s0[i:i] = [SEED0_START, reading0 or '_(none)_', SEED0_END]
-    L += [f'## Single seed (seed {first}, as reported before)', ''] + s0
+    old = earlier_single_seed(path)
+    if old is not None:
+        L += ['## Single seed (seed 0, as reported before)', '', SINGLE_START,
+              *old, SINGLE_END]
+    else:
+        L += [f'## Single seed (seed {first}, as reported before)', '', SINGLE_START,
+              f"_Seed {first}'s run, reported as the single-seed report was._", ''] + single_seed_lines(a, per[first]['dir'], first, per[first]['emb'], shared, path) + [SINGLE_END]
     atomic_write_text(path, '\n'.join(L))
     log(f"report: {path}")
 

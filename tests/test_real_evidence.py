@@ -214,6 +214,12 @@ def test_seeds_layout_resume_and_report(R, shared, tmp_path, monkeypatch):
     for s in (R.SEEDS_TAG, '## What holds across seeds', 'hierarchical bootstrap', 'Wall time', 'seed 0 ', 'seed 1',
               'Embedding geometry per seed', '## Single seed (seed 0, as reported before)', '### sklearn probe', 'MY SEED-0 READING'):
         assert s in text, s
-    assert text.index('MY SEED-0 READING') > text.index('## Single seed')
+    assert text.index('MY SEED-0 READING') > text.index('## Single seed') and 'as it was written (verbatim' in text
+    # rewriting the report (--report-only) keeps both readings and the single-seed section once
+    rep.write_text(text.replace('_(to be written from the numbers below)_', 'MY SEEDS READING'))
+    R.main(base + ['--seeds', '0,1', '--report-only'])
+    again = rep.read_text()
+    assert again.count('## Single seed') == 1 and again.count('MY SEED-0 READING') == 1 and again.count('MY SEEDS READING') == 1
+    assert again.count('as it was written (verbatim') == 1 and again.split('## Single seed')[1] == text.split('## Single seed')[1]
     with pytest.raises(SystemExit, match="'epochs'"): R.main(base + ['--seeds', '0,1', '--epochs', '2'])
     with pytest.raises(SystemExit, match='pass --seeds'): R.main(base)   # a single-seed call on a folder of seeds

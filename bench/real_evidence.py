@@ -765,8 +765,14 @@ def run_seeds(a, run:Path, shared:Path, argv:list):
     if a.fresh and run.exists(): shutil.rmtree(run)
     check_settings(run, a)   # the settings every seed shares; each seed's folder checks its own too
     dirs = {s: seed_dir(run, s) for s in seeds}
+    splits = {}
     for s, d in dirs.items():   # before any worker: the settings and the split of each seed written by one process only
-        b = seed_args(a, s); check_settings(d, b); realrin_split(d, shared, b)
+        b = seed_args(a, s); check_settings(d, b); splits[s] = realrin_split(d, shared, b)
+    s0 = seeds[0]
+    for s, sp in splits.items():   # the same pretraining and held-out images for every seed
+        if not (len(sp) == len(splits[s0]) and (sp['path'].astype(str).to_numpy() == splits[s0]['path'].astype(str).to_numpy()).all()
+                and (sp['split'].to_numpy() == splits[s0]['split'].to_numpy()).all()):
+            raise SystemExit(f"{dirs[s]/'realrin_split.csv'} differs from {dirs[s0]/'realrin_split.csv'}: the seeds must share the data (another realrin.csv?)")
     log(f"run folder {run}; seeds {seeds}: " + ', '.join(f'{s} in {d}' for s, d in dirs.items()) + f"; jobs {a.jobs}, threads {a.threads} each")
     T0, failed = time.time(), []
     if not a.report_only:
@@ -1108,7 +1114,8 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
               "Spearman rho between the cosine similarity of two pairs' centroids and their Jaccard index (36 pair-pairs), per pretraining seed.", '',
               md_table(t.reset_index(), index=False), '']
     L += ['## Reproduce', '', '```', 'python bench/real_evidence.py --seeds ' + ','.join(map(str, seeds)) + f' --jobs {a.jobs} --run {run} '
-          + ' '.join(f'--{k.replace("_", "-")} {getattr(a, k)}' for k in RESULT_SETTINGS) + f' --repeats {a.repeats} --threads {a.threads}', '```', '',
+          + ' '.join(f'--{k.replace("_", "-")} {getattr(a, k)}' for k in RESULT_SETTINGS) + f' --repeats {a.repeats} --threads {a.threads}'
+          + (f' --tasks {a.tasks}' if a.tasks != ','.join(TASK_TITLES) else '') + (' --no-external' if a.no_external else ''), '```', '',
           "Each seed's folder (`seed_<s>`; seed 0 the run folder itself when it held a single-seed run) is a complete single-seed run; "
           "the tables over seeds: `<run>/seeds_*.csv`. Interrupt and run the same command again to resume (days later too; other settings are refused, named).", '']
     old = earlier_single_seed(path)

@@ -470,7 +470,7 @@ def parse(argv=None):
     ap.add_argument('--no-external', action='store_true')
     ap.add_argument('--max-cases', type=int, default=600, help='cap each task at about this many cases (whole patients, stratified; 0: all) for the fold grid')
     ap.add_argument('--threads', type=int, default=1, help='torch and BLAS threads (on a machine shared with other jobs, 1 ran 4-7x faster than 2: no oversubscribed OpenMP spinning)')
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=0, help='the data seed (RealRIN split, case caps, folds, fine-tuning); also the pretraining seed without --seeds')
     ap.add_argument('--run', default=None, help='run folder (default data/runs/real_evidence)')
     ap.add_argument('--report', default=str(BENCH/'real_evidence.out.md'), help="the Markdown report ('' for none)")
     ap.add_argument('--shared', default=None, help='the shared data folder (default: modan_nb.core.shared_data_dir())')
@@ -788,10 +788,11 @@ def run_seeds(a, run:Path, shared:Path, argv:list):
             ok = [s for s in seeds if not any(f.startswith(f'seed {s} ') for f in failed)]
             rc = run_parallel([worker_command(argv, s) for s in ok], a.jobs)
             failed += [f'seed {s} evaluation' for s, r in zip(ok, rc) if r]
-    ef = run/'elapsed.json'   # wall time of the parent calls that finished, summed
-    el = json.loads(ef.read_text()) if ef.is_file() else dict(seconds=0., calls=0)
-    el = dict(seconds=el['seconds'] + time.time() - T0, calls=el['calls'] + 1, jobs=a.jobs)
-    atomic_write_text(ef, json.dumps(el, indent=1))
+    if not a.report_only:
+        ef = run/'elapsed.json'   # wall time of the parent calls that finished, summed
+        el = json.loads(ef.read_text()) if ef.is_file() else dict(seconds=0., calls=0)
+        el = dict(seconds=el['seconds'] + time.time() - T0, calls=el['calls'] + 1, jobs=a.jobs)
+        atomic_write_text(ef, json.dumps(el, indent=1))
     if a.report: seeds_report(Path(a.report), a, run, seeds, shared)
     if failed: raise SystemExit(f"part(s) failed: {failed}; run the same command again to resume")
     log(f"wall time of this call: {time.time()-T0:.0f} s")

@@ -977,7 +977,7 @@ def machine()->str:
 
 def task_order(t): return (list(TASK_TITLES) + list(EXT_NAMES)).index(t) if t in TASK_TITLES or t in EXT_NAMES else 99
 def title(t): return TASK_TITLES.get(t, t)
-def cmp_name(r): return f"{r.method} {'above' if r.diff > 0 else 'below'} {REFERENCE} on {title(r.task)}, {r.protocol}" + (f", {r.fraction:.0%} labels" if r.fraction < 1 else '')
+def cmp_name(r): return f"{r['method']} {'above' if r['diff'] > 0 else 'below'} {REFERENCE} on {title(r['task'])}, {r['protocol']}" + (f", {r['fraction']:.0%} labels" if r['fraction'] < 1 else '')
 
 def seed_table(au:pd.DataFrame, sm:pd.DataFrame, vd:pd.DataFrame, dl:pd.DataFrame, protocol:str, fraction:float, tasks:list)->pd.DataFrame:
     "Rows (task, method): the pooled AUC of each seed (* significant against the reference in that seed's DeLong test, Holm), mean (sd), min-max, the seed-level difference against the reference [95% CI], its Holm p and the verdict."
@@ -1005,8 +1005,8 @@ def seeds_reading(vd:pd.DataFrame, au:pd.DataFrame, embs:pd.DataFrame, first:int
     "The reading, computed: which comparisons hold in every seed, on average only, or were one run's luck; the best method per task; the embedding geometry."
     L = []
     def item(r):
-        return (f"{cmp_name(r)}: mean {r['diff']:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}], seed-level p (Holm) {r.p_adj:.3g}; "
-                f"same sign in {r.same_sign} of {r.n_seeds} seeds, significant in {r.significant}")
+        return (f"{cmp_name(r)}: mean {r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}], seed-level p (Holm) {r['p_adj']:.3g}; "
+                f"same sign in {r['same_sign']} of {r['n_seeds']} seeds, significant in {r['significant']}")
     if len(vd):
         for v, head in (('every seed', f'**Holds in every seed** (significant in each seed\'s own paired DeLong test, Holm, the same direction):'),
                         ('on average', '**Holds on average only** (the seed-level bootstrap finds it; not every seed does on its own):'),

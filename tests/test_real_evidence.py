@@ -162,6 +162,12 @@ def test_seed_level_tests_on_score_tables(R):
                        for s in range(3) for m, d, p in (('SupCon', 0.1, 0.001), ('SimCLR', 0.2 if s == 0 else -0.01, 0.001 if s == 0 else 0.8))])
     v = R.verdicts(sl.reset_index(), dl, first=0).set_index('method')
     assert v.loc['SupCon', 'verdict'] == 'every seed' and v.loc['SimCLR', 'verdict'] == R.LUCK and v.loc['SimCLR', 'first_significant']
+    au = pd.DataFrame([dict(task='busi', protocol='sklearn', fraction=1.0, method=m, seed=s, auc=x)
+                       for s in range(3) for m, x in (('ModAn-MulSupCon', 0.7), ('SupCon', 0.8), ('SimCLR', 0.9 if s == 0 else 0.69))])
+    text = '\n'.join(R.seeds_reading(v.reset_index(), au, pd.DataFrame(), 0, 3))
+    assert 'SupCon above ModAn-MulSupCon on BUSI, sklearn' in text.split('**Holds on average only**')[0]
+    assert 'SimCLR above ModAn-MulSupCon on BUSI, sklearn' in text.split("**One run's luck**")[1]
+    assert 'Of the 2 significant differences' in text and 'BUSI SupCon (0.800; the highest in 2 of 3 seeds; in seed 0 SimCLR)' in text
     tabs[2] = tabs[2][tabs[2].case != 'c0']   # a seed scored on other cases: an error, not a silent mismatch
     with pytest.raises(ValueError, match='different cases'): R.seed_level_tests(tabs, n_boot=50)
 

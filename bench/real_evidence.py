@@ -918,7 +918,8 @@ def verdicts(sl:pd.DataFrame, dl:pd.DataFrame, first:int, alpha:float=0.05)->pd.
         v = ('every seed' if sig == r.n_seeds and r.n_seeds > 1 else 'on average' if boot else "one run's luck" if sig_first else 'none')
         rows.append(dict(task=r.task, protocol=r.protocol, fraction=r.fraction, method=r.method, diff=r.diff, diff_lo=r.diff_lo, diff_hi=r.diff_hi,
                          p_adj=r.p_adj, n_seeds=r.n_seeds, same_sign=same, significant=sig, first_significant=sig_first,
-                         first_diff=float(f['diff'].iloc[0]) if len(f) else np.nan, verdict=v))
+                         first_diff=float(f['diff'].iloc[0]) if len(f) else np.nan,
+                         same_as_first=int((np.sign(d['diff']) == np.sign(f['diff'].iloc[0])).sum()) if len(f) else 0, verdict=v))
     return pd.DataFrame(rows)
 
 # ---------------------------------------------------------------- the seeds' report
@@ -1007,13 +1008,17 @@ def seeds_reading(vd:pd.DataFrame, au:pd.DataFrame, embs:pd.DataFrame, first:int
     def item(r):
         return (f"{cmp_name(r)}: mean {r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}], seed-level p (Holm) {r['p_adj']:.3g}; "
                 f"same sign in {r['same_sign']} of {r['n_seeds']} seeds, significant in {r['significant']}")
+    def luck(r):   # named by the first seed's direction, the claim the single-seed report made
+        return (f"{cmp_name({**r, 'diff': r['first_diff']})} in seed {first} ({r['first_diff']:+.3f}); over the seeds: mean {r['diff']:+.3f} "
+                f"[{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}], seed-level p (Holm) {r['p_adj']:.3g}; the same sign as seed {first} in "
+                f"{r['same_as_first']} of {r['n_seeds']} seeds")
     if len(vd):
         for v, head in (('every seed', f'**Holds in every seed** (significant in each seed\'s own paired DeLong test, Holm, the same direction):'),
                         ('on average', '**Holds on average only** (the seed-level bootstrap finds it; not every seed does on its own):'),
                         ("one run's luck", f"**One run's luck** (significant in seed {first}, the single-seed report, but not at the seed level):")):
             d = vd[vd.verdict == v].sort_values(['protocol', 'fraction', 'task'], key=lambda c: c.map(task_order) if c.name == 'task' else c)
             L.append(f"- {head} " + ('none.' if d.empty else ''))
-            L += [f"  - {item(r)}." for _, r in d.iterrows()]
+            L += [f"  - {item(r) if v != LUCK else luck(r)}." for _, r in d.iterrows()]
         old = vd[vd.first_significant]
         L.append(f"- Of the {len(old)} significant differences against {REFERENCE} in seed {first} (the single-seed report), "
                  f"{int((old.verdict == 'every seed').sum())} hold in every seed, {int((old.verdict == 'on average').sum())} on average only, "
@@ -1082,7 +1087,7 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
          + ("once, the same patients for every resampled seed (the seeds score the same patients: seeds and cases are crossed, so a case draw per seed would understate the case variance)"
             if a.boot_cases == 'shared' else 'within each resampled seed (cases nested in seeds)')
          + f", and takes the mean over its seeds of AUC(method) - AUC({REFERENCE}) on each seed's pooled out-of-fold scores (repeats averaged, "
-         "one score per patient). Percentile 95% interval; two-sided p from the share of draws on the other side of 0; Holm within task, "
+         "one score per patient). Percentile 95% interval (not adjusted for multiplicity); two-sided p from the share of draws on the other side of 0; Holm within task, "
          f"protocol and label fraction. Why not a mixed model with seed and case effects: with {len(per)} seeds the seed variance has {len(per) - 1} degree(s) of "
          "freedom and is estimated unreliably (often at 0, which turns the test back into one about cases); the bootstrap keeps the spread "
          f"of the seeds as they came. A draw leaves out a given seed with probability (1 - 1/S)^S ({(1 - 1/len(per))**len(per):.2f} with "

@@ -116,3 +116,116 @@ def test_time_spent_counts_every_finished_epoch_once(R, tmp_path):
     spent = R.time_spent(tmp_path, {'pretraining': 5.0, 'stage 1: sklearn': 120.0})
     assert spent == {'pretraining ModAn-MulSupCon': 2.0, 'stage 1: sklearn': 2.0}
     assert R.pretrain_speed(tmp_path, n_images=450, bs=32) == {'ModAn-MulSupCon': round(2*448*2/120, 1)}
+
+# ---------------------------------------------------------------- several pretraining seeds
+def _seed_scores(rng, n:int, d_ref, d_other):
+    "Labels and (S, n) scores of two methods whose separation per seed is d_ref[s], d_other[s] (binormal, one shared case effect)."
+    y = (np.arange(n) % 3 == 0).astype(int)
+    case = rng.normal(0, 1, n)   # the same patients in every seed
+    ref = np.stack([d*y + case + rng.normal(0, 1, n) for d in d_ref])
+    other = np.stack([d*y + case + rng.normal(0, 1, n) for d in d_other])
+    return y, ref, other
+
+def test_seed_bootstrap_finds_a_difference_of_every_seed_not_of_one(R):
+    rng = np.random.default_rng(1)
+    y, ref, other = _seed_scores(rng, 300, [0.6, 0.6, 0.6], [1.6, 1.5, 1.7])   # better in every seed
+    r = R.seed_bootstrap(y, ref, other, n_boot=500, seed=0)
+    assert r['p'] < 0.01 and r['diff_lo'] > 0 and (r['seed_diffs'] > 0).all() and r['n_seeds'] == 3
+    y, ref, other = _seed_scores(rng, 300, [0.6, 0.6, 0.6], [2.5, 0.6, 0.6])   # much better in one seed only
+    one = R.seed_bootstrap(y, ref, other, n_boot=500, seed=0)
+    assert one['seed_diffs'][0] > 0.15 and one['p'] > 0.05 and one['diff_lo'] <= 0
+    assert R.seed_bootstrap(y, ref, other, n_boot=500, seed=0, cases='per_seed')['p'] > 0.05
+    # deterministic given its seed; another seed, other draws
+    again = R.seed_bootstrap(y, ref, other, n_boot=500, seed=0)
+    assert (again['p'], again['diff_lo'], again['diff_hi']) == (one['p'], one['diff_lo'], one['diff_hi'])
+    assert R.seed_bootstrap(y, ref, other, n_boot=500, seed=1)['diff_lo'] != one['diff_lo']
+    with pytest.raises(ValueError, match='shape'): R.seed_bootstrap(y, ref, other[:2])
+    with pytest.raises(ValueError, match='cases'): R.seed_bootstrap(y, ref, other, cases='nested')
+
+def test_seed_level_tests_on_score_tables(R):
+    "Per-case score tables of 3 seeds (2 folds, 2 repeats): the method better in every seed is found, Holm within task and protocol, the verdicts follow."
+    rng = np.random.default_rng(2)
+    n, tabs = 240, {}
+    y = (np.arange(n) % 3 == 0).astype(int); case = rng.normal(0, 1, n)
+    for s in range(3):
+        rows = []
+        for m, d in (('ModAn-MulSupCon', 0.6), ('SupCon', 1.6), ('SimCLR', 2.5 if s == 0 else 0.6)):
+            for rep in (1, 2):
+                sc = d*y + case + rng.normal(0, 1, n)
+                rows.append(pd.DataFrame(dict(method=m, task='busi', protocol='sklearn', fraction=1.0, fold=np.arange(n) % 2, repeat=rep,
+                                              case=[f'c{i}' for i in range(n)], group=[f'p{i}' for i in range(n)], label=y, score=sc)))
+        tabs[s] = pd.concat(rows, ignore_index=True)
+    sl = R.seed_level_tests(tabs, n_boot=400, seed=0).set_index('method')
+    assert set(sl.index) == {'SupCon', 'SimCLR'} and (sl.n_seeds == 3).all() and (sl.level == 'patient').all()
+    assert sl.loc['SupCon', 'p_adj'] < 0.05 < sl.loc['SimCLR', 'p_adj'] and (sl.p_adj >= sl.p).all()
+    dl = pd.DataFrame([dict(task='busi', protocol='sklearn', fraction=1.0, method=m, seed=s, diff=d, p_adj=p)
+                       for s in range(3) for m, d, p in (('SupCon', 0.1, 0.001), ('SimCLR', 0.2 if s == 0 else -0.01, 0.001 if s == 0 else 0.8))])
+    v = R.verdicts(sl.reset_index(), dl, first=0).set_index('method')
+    assert v.loc['SupCon', 'verdict'] == 'every seed' and v.loc['SimCLR', 'verdict'] == R.LUCK and v.loc['SimCLR', 'first_significant']
+    au = pd.DataFrame([dict(task='busi', protocol='sklearn', fraction=1.0, method=m, seed=s, auc=x)
+                       for s in range(3) for m, x in (('ModAn-MulSupCon', 0.7), ('SupCon', 0.8), ('SimCLR', 0.9 if s == 0 else 0.69))])
+    text = '\n'.join(R.seeds_reading(v.reset_index(), au, pd.DataFrame(), 0, 3))
+    assert 'SupCon above ModAn-MulSupCon on BUSI, sklearn' in text.split('**Holds on average only**')[0]
+    assert 'SimCLR above ModAn-MulSupCon on BUSI, sklearn' in text.split("**One run's luck**")[1]
+    assert 'Of the 2 significant differences' in text and 'BUSI SupCon (0.800; the highest in 2 of 3 seeds; in seed 0 SimCLR)' in text
+    tabs[2] = tabs[2][tabs[2].case != 'c0']   # a seed scored on other cases: an error, not a silent mismatch
+    with pytest.raises(ValueError, match='different cases'): R.seed_level_tests(tabs, n_boot=50)
+
+def test_part_lock_refuses_a_live_owner_and_takes_over_a_dead_one(R, tmp_path):
+    import socket, subprocess
+    with R.part_lock(tmp_path, 'x'):
+        assert (tmp_path/'.lock_x').is_file()
+    assert not (tmp_path/'.lock_x').exists()
+    (tmp_path/'.lock_x').write_text(f'999999999 {socket.gethostname()}')   # a killed process's lock
+    with R.part_lock(tmp_path, 'x'): pass
+    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    try:
+        (tmp_path/'.lock_x').write_text(f'{p.pid} {socket.gethostname()}')
+        with pytest.raises(SystemExit, match='is running this part'):
+            with R.part_lock(tmp_path, 'x'): pass
+    finally: p.kill(); p.wait()
+    assert R.worker_command(['--seeds', '0,1', '--fresh', '--jobs', '2'], 1, 'SimCLR')[2:] == ['--seeds', '0,1', '--jobs', '2', '--worker-seed', '1', '--worker-method', 'SimCLR']
+    with pytest.raises(SystemExit, match='distinct'): R.parse_seeds('0,0')
+
+def test_seeds_layout_resume_and_report(R, shared, tmp_path, monkeypatch):
+    "A single-seed run becomes seed 0; a second seed in seed_1, killed mid-pretraining and resumed; the seeds' report keeps the single-seed one."
+    import socket
+    run, rep = tmp_path/'run', tmp_path/'out.md'
+    base = ['--shared', str(shared), '--run', str(run), '--report', str(rep), '--size', '16', '--epochs', '1', '--bs', '8',
+            '--per-pair', '8', '--holdout-per-pair', '4', '--folds', '2', '--repeats', '1', '--ft-epochs', '1',
+            '--tasks', 'ddti', '--scarcity-task', 'busi', '--max-cases', '0', '--no-external', '--n-boot', '100']
+    R.main(base)   # the layout before --seeds: it is read as seed 0
+    rep.write_text(rep.read_text().replace('_(to be written from the numbers below)_', 'MY SEED-0 READING'))
+    enc0 = {f.name: f.stat().st_mtime_ns for f in (run/'encoders').glob('*.pth')}
+    real, n = R._build_encoder, []
+    def killed(method, *a):   # the second pretraining of seed 1 dies
+        if 'seed_1' in str(a[-2]) and len(n) == 1: raise KeyboardInterrupt
+        n.append(method); return real(method, *a)
+    monkeypatch.setattr(R, '_build_encoder', killed)
+    with pytest.raises(KeyboardInterrupt): R.main(base + ['--seeds', '0,1'])
+    monkeypatch.undo()
+    assert not (run/'seed_0').exists() and len(list((run/'seed_1'/'encoders').glob('*.pth'))) == 1
+    (run/'seed_1'/'.lock_pretrain_simclr').write_text(f'999999999 {socket.gethostname()}')   # as a kill -9 leaves it
+    R.main(base + ['--seeds', '0,1'])
+    assert {f.name: f.stat().st_mtime_ns for f in (run/'encoders').glob('*.pth')} == enc0   # seed 0 reused, nothing retrained
+    au1 = pd.read_csv(run/'seed_1'/'transfer'/'auc.csv')
+    assert set(au1.method) == set(R.METHODS) and set(au1.protocol) == {'sklearn', 'finetune'}
+    from modan_nb.models import load_encoder
+    w = [load_encoder(d/'encoders'/'modan_mulsupcon.pth')[0].state_dict() for d in (run, run/'seed_1')]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])   # another pretraining seed, another encoder
+    assert json.loads((run/'seed_1'/'settings.json').read_text())['pretrain_seed'] == 1 and json.loads((run/'settings.json').read_text())['seed'] == 0
+    t = pd.read_csv(run/'seeds_tests.csv')
+    assert len(t) == 2*(len(R.METHODS) - 1) and (t.n_seeds == 2).all() and t.p_adj.between(0, 1).all()
+    text = rep.read_text()
+    for s in (R.SEEDS_TAG, '## What holds across seeds', 'hierarchical bootstrap', 'Wall time', 'seed 0 ', 'seed 1',
+              'Embedding geometry per seed', '## Single seed (seed 0, as reported before)', '### sklearn probe', 'MY SEED-0 READING'):
+        assert s in text, s
+    assert text.index('MY SEED-0 READING') > text.index('## Single seed') and 'as it was written (verbatim' in text
+    # rewriting the report (--report-only) keeps both readings and the single-seed section once
+    rep.write_text(text.replace('_(to be written from the numbers below)_', 'MY SEEDS READING'))
+    R.main(base + ['--seeds', '0,1', '--report-only'])
+    again = rep.read_text()
+    assert again.count('## Single seed') == 1 and again.count('MY SEED-0 READING') == 1 and again.count('MY SEEDS READING') == 1
+    assert again.count('as it was written (verbatim') == 1 and again.split('## Single seed')[1] == text.split('## Single seed')[1]
+    with pytest.raises(SystemExit, match="'epochs'"): R.main(base + ['--seeds', '0,1', '--epochs', '2'])
+    with pytest.raises(SystemExit, match='pass --seeds'): R.main(base)   # a single-seed call on a folder of seeds

@@ -132,3 +132,19 @@ def test_experiment_config_export_key():
     assert [f.name for f in dataclasses.fields(ExperimentConfig)][-1] == 'export'
     assert ExperimentConfig(export=True).validate(check_paths=False).export is True
     with pytest.raises(ValueError, match='export: expected true or false'): ExperimentConfig(export='yes').validate(check_paths=False)
+
+def test_modan_run_exports_each_encoder(tmp_path):
+    from modan_nb.experiments import ExperimentConfig, export_encoders
+    from modan_nb.models import save_encoder, load_encoder
+    csv = tmp_path/'meta.csv'; pd.DataFrame(dict(path=['a.png'], modality=['CT'], anatomy=['brain'])).to_csv(csv, index=False)
+    cfg = ExperimentConfig(name='t', pretrain=str(csv), export=True, pretrain_size=32)
+    encs = {'ModAn-MulSupCon': save_encoder(tmp_path/'m.pth', create_encoder(), method='modan', epochs=1),
+            'Scratch': save_encoder(tmp_path/'s.pth', create_encoder())}
+    aucs = pd.DataFrame(dict(method=['ModAn-MulSupCon']*2, task=['breast']*2, protocol=['finetune']*2, fraction=[1.]*2, auc=[0.7, 0.8]))
+    out = export_encoders(cfg, tmp_path/'run', encs, aucs, log=lambda *a: None)
+    assert sorted(p.name for p in (tmp_path/'run'/'export').iterdir()) == ['modan_mulsupcon', 'scratch']
+    c = json.loads((out['ModAn-MulSupCon']/'config.json').read_text())
+    assert c['pretraining_table']['file'] == 'meta.csv' and c['image_size'] == 32 and c['evaluation'][0]['mean AUC'] == pytest.approx(0.75)
+    assert '0.75' in (out['ModAn-MulSupCon']/'README.md').read_text()
+    assert json.loads((out['Scratch']/'config.json').read_text())['pretraining_table'] is None
+    load_encoder(out['Scratch'])

@@ -55,6 +55,8 @@ def test_whole_table_and_export(task, enc, tmp_path):
     a, b = predict(learn, files), predict(back, files)
     assert list(a.columns) == ['path', 'score'] and np.allclose(a['score'], b['score'], atol=1e-6)
     assert (tmp_path/'learn.pkl').stat().st_size < 100e6
+    import matplotlib; matplotlib.use('Agg')
+    with learn.no_bar(): learn.show_results(max_n=2)   # images titled with label and prediction
 
 def test_predict_reads_dicom(task, enc, tmp_path):
     pydicom = pytest.importorskip('pydicom')

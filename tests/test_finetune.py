@@ -39,12 +39,16 @@ def test_finetune_auc_equals_run_transfer(task, enc, fold, repeat, seed):
     sc = scores[(scores.fold == fold) & (scores.repeat == repeat)]
     assert np.allclose(np.sort(sc['score'].to_numpy()), np.sort(p.numpy()), atol=1e-6)   # the very scores
 
-def test_probes_equal_run_transfer(task, enc):
+def test_probes_equal_run_transfer(task, enc, tmp_path):
     for kind, extra in (('linear', {}), ('knn', dict(knn_k=5))):
         learn = probe(enc, task, kind=kind, fold=1, **KW, **extra)
         p, t = learn.get_preds()
         aucs, _ = run_transfer({'m': enc}, read_task_table(task), 'task', protocols=[kind], repeats=1, **KW, **extra)
         assert safe_auc(t.numpy(), p.numpy()) == pytest.approx(aucs.query('fold == 1')['auc'].item(), abs=1e-6), kind
+        learn.export(tmp_path/f'{kind}.pkl')   # a probe's Learner exports and loads back too
+        back = load_learner(tmp_path/f'{kind}.pkl')
+        f = [task.parent/'2.png', task.parent/'3.png']
+        assert np.allclose(predict(back, f)['score'], predict(learn, f)['score'], atol=1e-6), kind
 
 def test_whole_table_and_export(task, enc, tmp_path):
     learn = finetune(enc, task, **KW)   # fold=None: every row trains (the inner validation share chooses the epoch)

@@ -98,7 +98,13 @@ def test_unnormalised_encoder_records_no_normalisation(tmp_path, x):
 def test_bad_folders_say_what_is_wrong(tmp_path):
     export_encoder(create_encoder(), tmp_path/'e')
     (tmp_path/'e'/'model.safetensors').write_bytes((tmp_path/'e'/'model.safetensors').read_bytes()[:1000])
-    with pytest.raises(ValueError, match='model.safetensors is not a valid safetensors file'): load_encoder(tmp_path/'e')
+    with pytest.raises(ValueError, match='is not the file .*config.json was written with'): load_encoder(tmp_path/'e')   # cut by a kill
+    with pytest.raises(ValueError, match='is not a valid safetensors file'): load_safetensors(tmp_path/'e'/'model.safetensors')
+    export_encoder(create_encoder(stem='torchvision'), tmp_path/'tv')   # weights of another export beside this config: refused
+    (tmp_path/'e'/'model.safetensors').write_bytes((tmp_path/'tv'/'model.safetensors').read_bytes())
+    with pytest.raises(ValueError, match='SHA-256 differs'): load_encoder(tmp_path/'e')
+    (tmp_path/'e'/'model.safetensors').unlink()
+    with pytest.raises(FileNotFoundError, match='no model.safetensors'): load_encoder(tmp_path/'e')
     (tmp_path/'e'/'config.json').write_text('{"format": "other"}')
     with pytest.raises(ValueError, match='not a modan_nb export'): load_encoder(tmp_path/'e')
     with pytest.raises(TypeError, match="needs an Encoder"): export_encoder(3, tmp_path/"x")

@@ -13,7 +13,7 @@ import yaml
 from fastcore.script import call_parse, Param
 
 from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST, atomic_write_text
-from .transfer import PROTOCOLS
+from .transfer import PROTOCOLS, ALL_PROTOCOLS
 from .data import sha256_file
 from .tasks import DUPLICATES
 from .learner import LABEL_FROM
@@ -165,8 +165,8 @@ class ExperimentConfig:
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad: raise ValueError(f"unknown method(s) {bad}; known: {list(ALL_METHODS)}")
         if not self.methods: raise ValueError("methods: the list is empty")
-        bad = [p for p in self.protocols if p not in PROTOCOLS]
-        if bad: raise ValueError(f"unknown protocol(s) {bad}; known: {list(PROTOCOLS)}")
+        bad = [p for p in self.protocols if p not in ALL_PROTOCOLS]   # the paper's three (the default) and the k-NN probe
+        if bad: raise ValueError(f"unknown protocol(s) {bad}; known: {list(ALL_PROTOCOLS)}")
         if not self.protocols: raise ValueError("protocols: the list is empty")
         if any(not 0 < f <= 1 for f in self.fractions): raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
         from modan_nb.models import ARCHS
@@ -603,8 +603,8 @@ def export_encoders(cfg:ExperimentConfig, run:Path, encoders:dict, aucs:pd.DataF
     return out
 
 # %% ../nbs/10_experiments.ipynb #8e702202
-PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)"}
-PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe'}
+PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)", 'knn': 'k-NN probe'}
+PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe', 'knn': 'k-NN probe'}
 CORRECTION_NAMES = {'holm': 'Holm', 'bonferroni': 'Bonferroni', 'fdr_bh': 'Benjamini-Hochberg', 'holm-sidak': 'Holm-Sidak'}
 
 def correction_phrase(correction:str)->str:

@@ -154,3 +154,18 @@ def test_modan_run_exports_each_encoder(tmp_path):
     assert '0.75' in (out['ModAn-MulSupCon']/'README.md').read_text()
     assert json.loads((out['Scratch']/'config.json').read_text())['pretraining_table'] is None
     load_encoder(out['Scratch'])
+
+def test_run_experiment_with_knn_and_export(tmp_path, monkeypatch):
+    "A tiny study (Scratch only: no pretraining) with the k-NN protocol and `export: true` runs end to end."
+    monkeypatch.setenv('MODAN_DATA', str(tmp_path))
+    from modan_nb.synth import make_demo_data
+    from modan_nb.experiments import ExperimentConfig, run_experiment
+    paths = make_demo_data(tmp_path, seed=0, workers=0, size=32, n_per_class=2, mrnet=(4, 2), busi=30, ddti=6)
+    cfg = ExperimentConfig(name='knn', pretrain=str(paths['synthrin']), methods=['Scratch'], protocols=['knn', 'sklearn'],
+                           tasks={'breast': dict(reader='busi', root=str(paths['busi']))}, n_folds=2, repeats=2, task_size=32,
+                           pretrain_size=32, umap=False, export=True)
+    res = run_experiment(cfg, progress=False, log=lambda *a: None)
+    assert set(res['aucs']['protocol']) == {'knn', 'sklearn'}
+    ev = json.loads((res['exports']['Scratch']/'config.json').read_text())['evaluation']
+    assert {e['protocol'] for e in ev} == {'knn', 'sklearn'}
+    with pytest.raises(ValueError, match='unknown protocol'): ExperimentConfig(protocols=['knnn']).validate(check_paths=False)

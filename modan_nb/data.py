@@ -500,6 +500,7 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
         dls_.append(dl)
     dls = DataLoaders(*dls_, device=dev)
     dls.n_inp, dls.meta_encoder, dls.pair_vocab, dls.label_vocab = 1, enc, pair_vocab, label_vocab
+    dls.target_names = ('y_multihot', 'y_pair', 'y_label') # the batch's targets in order (`learner.target_index` reads them)
     dls.table, dls.bad_files, dls.size = df.iloc[parts[0]].assign(split='train'), bad, size
     if n_valid: dls.table = pd.concat([dls.table, df.iloc[parts[1]].assign(split='valid')]).sort_index()
     dls.table = dls.table.reset_index(drop=True)

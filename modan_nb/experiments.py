@@ -13,7 +13,7 @@ import yaml
 from fastcore.script import call_parse, Param
 
 from .core import seed_everything, data_dir, runs_dir, default_device, project_root, IN_TEST, atomic_write_text
-from .transfer import PROTOCOLS
+from .transfer import PROTOCOLS, ALL_PROTOCOLS
 from .data import sha256_file
 from .tasks import DUPLICATES
 from .learner import LABEL_FROM
@@ -27,11 +27,11 @@ __all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'PRET
            'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network', 'transfer_recipe', 'demo_config',
            'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task', 'method_slug',
            'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder',
-           'transfer_encoders', 'build_encoders', 'run_experiment', 'correction_phrase', 'headline_protocols',
-           'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables',
-           'figures', 'embedding_analysis', 'analyse', 'metadata_geometry', 'geometry_line', 'plot_geometry',
-           'software_versions', 'recipe_lines', 'write_report', 'summary_text', 'print_summary', 'modan_demo',
-           'load_run_config', 'modan_run']
+           'transfer_encoders', 'build_encoders', 'run_experiment', 'export_encoders', 'correction_phrase',
+           'headline_protocols', 'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note',
+           'significance_tables', 'figures', 'embedding_analysis', 'analyse', 'metadata_geometry', 'geometry_line',
+           'plot_geometry', 'software_versions', 'recipe_lines', 'write_report', 'summary_text', 'print_summary',
+           'modan_demo', 'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
@@ -122,6 +122,7 @@ class ExperimentConfig:
     embed_max:int=600 # images per data set in the embedding analysis (UMAP panels, silhouette, k-NN)
     seed:int=0
     device:str|None=None
+    export:bool=False # also write each encoder as a model hub folder: data/runs/<name>/export/<method>/ (`export.export_encoder`)
 
     @classmethod
     def from_yaml(cls, path:str|Path, # the YAML file
@@ -166,12 +167,13 @@ class ExperimentConfig:
             if not isinstance(getattr(self, k), dict): raise ValueError(f"{k}: expected a mapping, got {getattr(self, k)!r}")
         if not isinstance(self.umap, bool): raise ValueError(f"umap: expected true or false, got {self.umap!r}")
         if not isinstance(self.reinit, bool): raise ValueError(f"reinit: expected true or false, got {self.reinit!r}")
+        if not isinstance(self.export, bool): raise ValueError(f"export: expected true or false, got {self.export!r}")
         if not self.name or Path(self.name).name != self.name: raise ValueError(f"name: {self.name!r} must be a plain folder name")
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad: raise ValueError(f"unknown method(s) {bad}; known: {list(ALL_METHODS)}")
         if not self.methods: raise ValueError("methods: the list is empty")
-        bad = [p for p in self.protocols if p not in PROTOCOLS]
-        if bad: raise ValueError(f"unknown protocol(s) {bad}; known: {list(PROTOCOLS)}")
+        bad = [p for p in self.protocols if p not in ALL_PROTOCOLS]   # the paper's three (the default) and the k-NN probe
+        if bad: raise ValueError(f"unknown protocol(s) {bad}; known: {list(ALL_PROTOCOLS)}")
         if not self.protocols: raise ValueError("protocols: the list is empty")
         if any(not 0 < f <= 1 for f in self.fractions): raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
         from modan_nb.models import ARCHS
@@ -625,12 +627,27 @@ def run_experiment(cfg:ExperimentConfig, # the experiment
     aucs, scores = pd.concat(aucs, ignore_index=True), pd.concat(scores, ignore_index=True)
     res = analyse(cfg, run, aucs, scores, encoders, not_run, tasks, log, timings)
     res.update(run=run, encoders=encoders, not_run=not_run, seconds=time.time() - t0, timings=timings)
+    if cfg.export: res['exports'] = export_encoders(cfg, run, encoders, aucs, log)
     res['report'] = write_report(cfg, res)
     return res
 
+# %% ../nbs/10_experiments.ipynb #59b12e9d
+def export_encoders(cfg:ExperimentConfig, run:Path, encoders:dict, aucs:pd.DataFrame, log=print)->dict:
+    "Export every encoder file of the run to `run/export/<method>/`, with its mean AUC per task and protocol; returns {method: folder}."
+    from modan_nb.export import export_encoder
+    table = cfg.pretrain if not cfg.pretrain_max_images else pretrain_table(cfg, run)[0]   # the table pretraining read
+    out = {}
+    for m, f in encoders.items():
+        a = aucs[aucs['method'] == m]
+        ev = a.groupby(['task', 'protocol', 'fraction'], as_index=False)['auc'].mean().rename(columns={'auc': 'mean AUC'}) if len(a) else None
+        out[m] = export_encoder(f, run/'export'/method_slug(m), table=table if m in PRETRAIN_METHOD else None,
+                                size=cfg.pretrain_size if m in PRETRAIN_METHOD else cfg.task_size, evaluation=ev, name=f"{m} ({cfg.name})")
+    log(f"  exported {len(out)} encoder(s) to {run/'export'}")
+    return out
+
 # %% ../nbs/10_experiments.ipynb #8e702202
-PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)"}
-PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe'}
+PROTOCOL_NAMES = {'finetune': 'fine-tuning', 'sklearn': 'probe (logistic regression)', 'linear': "linear probe (paper's recipe)", 'knn': 'k-NN probe'}
+PROTOCOL_SHORT = {'finetune': 'fine-tuning', 'sklearn': 'probe', 'linear': 'linear probe', 'knn': 'k-NN probe'}
 CORRECTION_NAMES = {'holm': 'Holm', 'bonferroni': 'Bonferroni', 'fdr_bh': 'Benjamini-Hochberg', 'holm-sidak': 'Holm-Sidak'}
 
 def correction_phrase(correction:str)->str:

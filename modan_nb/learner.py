@@ -39,7 +39,7 @@ __all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'PRECISIONS', 'RECIPES', 'NULLABLE
            'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'data_identity', 'check_same_data',
            'repair_history', 'ResumableCSVLogger', 'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain',
            'remove_stale_temp_files', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain',
-           'recipe_from_file', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
+           'settings_run_dir', 'export_run', 'recipe_from_file', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
 TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
@@ -628,26 +628,62 @@ def _given(**kw): return {k: v for k, v in kw.items() if v is not None}
 @delegates(pretrain, keep=True, but=['label_from'])
 def modan_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                    **kwargs)->Learner:
-    "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors; any other `PretrainRecipe` field (`temperature`, `tau`, ...) is a keyword too."
-    return pretrain('modan', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
+    "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors; any other `PretrainRecipe` field (`temperature`, `tau`, ...) is a keyword too; `export=folder` exports the encoder at the end (notebook 05b)."
+    return _standalone('modan', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
 @delegates(pretrain, keep=True, but=['label_from'])
 def simclr_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "SimCLR: NT-Xent (T = 0.1), no metadata; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
-    return pretrain('simclr', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
+    return _standalone('simclr', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
 @delegates(pretrain, keep=True, but=['label_from'])
 def supcon_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "Single-label SupCon with the (modality, anatomy) pair as the class; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
-    return pretrain('supcon', data, recipe, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
+    return _standalone('supcon', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
 @delegates(pretrain, keep=True)
 def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                 label_from:str='label', **kwargs)->Learner:
     "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`."
-    return pretrain('ce', data, recipe, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs), **kwargs)
+    return _standalone('ce', data, recipe, dict(kwargs, label_from=label_from), **_given(epochs=epochs, lr=lr, bs=bs))
+
+# %% ../nbs/06_learner.ipynb #f3150c37
+import hashlib
+_NOT_WEIGHTS = ('progress', 'data_on_device', 'num_workers', 'decode_workers') # options that do not change the weights
+
+def _data_id(data)->str:
+    "The pretraining data's identity: its CSV's SHA-256, or the SHA-256 of the table's contents."
+    from modan_nb.data import sha256_file
+    tab = data if isinstance(data, pd.DataFrame) else getattr(data, 'table', None)
+    if tab is not None: return 'table:' + hashlib.sha256(tab.to_csv(index=False).encode()).hexdigest()
+    p = Path(data)
+    return 'file:' + (sha256_file(p) if p.is_file() else str(p))   # a missing file: `pretrain` says so, naming it
+
+def settings_run_dir(method:str, data, recipe:PretrainRecipe|str|None=None, size:int=64, seed:int=0, label_from:str='label',
+                     **kwargs, # recipe fields, data and run options, as `pretrain` takes them
+                    )->Path:
+    "`runs_dir('<method>-<hash>')`: the run folder of a standalone run, named by every setting that changes its weights."
+    rk, dk, run = _split_kwargs({k: v for k, v in kwargs.items() if k not in _NOT_WEIGHTS})
+    s = dict(method=method, recipe=get_recipe(method, recipe, **rk).as_dict(), size=size, seed=seed, data=_data_id(data),
+             label_from=label_from if method == 'ce' else None, data_options=dk, run=run)
+    return runs_dir(f"{method}-{hashlib.sha256(json.dumps(s, sort_keys=True, default=repr).encode()).hexdigest()[:10]}")
+
+def export_run(learn:Learner, folder, data=None)->Path:
+    "Export a finished pretraining's encoder to `folder` (`export.export_encoder`), with the table's SHA-256 when `data` is a table."
+    from modan_nb.export import export_encoder
+    table = data if isinstance(data, (str, Path, pd.DataFrame)) else getattr(getattr(learn, 'dls', None), 'table', None)
+    return export_encoder(learn, folder, table=table)
+
+def _standalone(method, data, recipe, kwargs, **given):
+    "A wrapper's run: `pretrain` in a folder named by its settings when no `path` is given; `export=folder` at the end."
+    kwargs = dict(kwargs); export = kwargs.pop('export', None)
+    if kwargs.get('path') is None:
+        kwargs['path'] = settings_run_dir(method, data, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
+    learn = pretrain(method, data, recipe, **given, **kwargs)
+    if export is not None and kwargs.get('fit', True) and not rank_distrib(): export_run(learn, export, data)
+    return learn
 
 # %% ../nbs/06_learner.ipynb #0cac2b9f
 def recipe_from_file(method:str, # modan, simclr, supcon or ce
@@ -672,16 +708,20 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  recipe:str='paper', # paper, authors, or a YAML file of recipe fields (temperature, tau, ...) over one of them
                  epochs:int=None, lr:float=None, bs:int=None, size:int=64,
                  label_from:str='label', # ce: label (the finding column) or pair (the modality/anatomy pair)
-                 path:str=None, # run folder (default data/runs/<method>)
+                 path:str=None, # run folder (default data/runs/<method>-<hash of the settings>, see `settings_run_dir`)
                  resume:bool=False, # continue from the run folder's checkpoint
                  no_data_on_device:bool=False, # keep the uint8 images in host memory rather than on the GPU
-                 seed:int=0):
+                 seed:int=0,
+                 export:str=None, # also export the encoder to this folder (model.safetensors, config.json, README.md)
+                ):
     "Pretrain a ResNet-18 encoder on a metadata table; writes checkpoint.pth, history.csv and encoder.pth to the run folder."
     if data is None: raise SystemExit("--data METADATA.csv is required")
     try: r = recipe_from_file(method, recipe)
     except ValueError as e: raise SystemExit(str(e))
     from modan_nb.core import RunLocked
+    if path is None: path = settings_run_dir(method, data, r, size=size, seed=seed, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs))
     try: learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
                           data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
     except RunLocked as e: raise SystemExit(f"modan_pretrain: {e}") from None
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")
+    if export is not None and not rank_distrib(): print(f"encoder exported to {export_run(learn, export, data)}")

@@ -259,12 +259,15 @@ def save_encoder(path:str|Path, # the file to write (e.g. 'encoder.pth')
     return path
 
 # %% ../nbs/05_models.ipynb #0e7b24db
-def load_encoder(path:str|Path, # a file written by `save_encoder`
+def load_encoder(path:str|Path, # a file written by `save_encoder`, or a folder written by `export.export_encoder`
                  n_in:int|None=None, # rebuild with this many input channels (None: as saved)
                  map_location='cpu',
                 )->tuple:
-    "Load `(encoder, meta_encoder, info)` from `save_encoder`'s file, with `weights_only=True` (no code runs)."
+    "Load `(encoder, meta_encoder, info)` from `save_encoder`'s file (`weights_only=True`: no code runs) or `export.export_encoder`'s folder."
     path = Path(path)
+    if path.is_dir(): # an exported folder (model.safetensors, config.json, README.md): notebook 05b
+        from modan_nb.export import load_exported
+        return load_exported(path, n_in)
     ck = load_checkpoint_file(path, 'encoder checkpoint', f"delete {path} (only this file) and rerun: a resumed pretraining or "
                               "experiment writes it again", map_location)
     if not isinstance(ck, dict): raise ValueError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")

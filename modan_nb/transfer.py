@@ -32,11 +32,11 @@ from fastai.optimizer import OptimWrapper
 from .tasks import DUPLICATES, save_folds
 
 # %% auto #0
-__all__ = ['HEADS', 'DEFAULT_CS', 'PER_METHOD', 'UNIT_COLS', 'PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01', 'is_multiplane',
-           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
+__all__ = ['HEADS', 'DEFAULT_CS', 'PER_METHOD', 'UNIT_COLS', 'PROTOCOLS', 'ALL_PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01',
+           'is_multiplane', 'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
            'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
-           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'inner_split', 'TransferRecipe', 'unit_seed',
-           'Reinit', 'run_transfer', 'demo_encoders']
+           'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'KNNProbe', 'inner_split', 'TransferRecipe',
+           'unit_seed', 'Reinit', 'run_transfer', 'demo_encoders']
 
 # %% ../nbs/07_transfer.ipynb #41f036df
 def to_float01(x:torch.Tensor)->torch.Tensor:
@@ -367,6 +367,7 @@ def sklearn_probe(X_train:np.ndarray, y_train, # training features (N,F) and 0/1
                   Cs:Sequence[float]=DEFAULT_CS, # inverse L2 strengths tried
                   cv:int=5, # inner folds (fewer when a class has fewer patients)
                   seed:int=0, # inner CV shuffle
+                  return_model:bool=False, # also return the fitted pipeline: (scores, C, model)
                  )->tuple:
     "Test scores (probability of class 1) of standardised L2 logistic regression with `C` chosen by grouped CV; returns (scores, C)."
     y_train = np.asarray(y_train).astype(int)
@@ -380,7 +381,34 @@ def sklearn_probe(X_train:np.ndarray, y_train, # training features (N,F) and 0/1
         search.fit(X_train, y_train, groups=groups)
         C, model = float(search.best_params_['logisticregression__C']), search.best_estimator_
     else: C, model = 1.0, pipe.set_params(logisticregression__C=1.0).fit(X_train, y_train)
-    return model.predict_proba(X_test)[:, 1], C
+    s = model.predict_proba(X_test)[:, 1]
+    return (s, C, model) if return_model else (s, C)
+
+# %% ../nbs/07_transfer.ipynb #b54b0ff0
+class KNNProbe(nn.Module):
+    "k-NN on L2-normalised features: `scores(f)` is the similarity-weighted share of positive neighbours; `forward(f)` its logit."
+    def __init__(self, feats, # (N,F) training features (the neighbours)
+                 y, # their 0/1 labels
+                 k:int=20, # neighbours that vote (at most N)
+                 t:float=0.07): # temperature of the weights exp(similarity / t)
+        super().__init__()
+        feats = torch.as_tensor(np.asarray(feats), dtype=torch.float32)
+        if feats.ndim != 2 or len(feats) != len(y) or len(feats) == 0:
+            raise ValueError(f"KNNProbe needs (N,F) features and N labels, N > 0; got {tuple(feats.shape)} and {len(y)} labels")
+        self.k, self.t = int(k), float(t)
+        self.register_buffer('bank', F.normalize(feats, dim=1))
+        self.register_buffer('y', torch.as_tensor(np.asarray(y), dtype=torch.float32))
+    def scores(self, f)->np.ndarray:
+        "Probability of class 1 for each row of `f` (N,F)."
+        f = F.normalize(torch.as_tensor(np.asarray(f) if not isinstance(f, torch.Tensor) else f, dtype=torch.float32).to(self.bank.device), dim=1)
+        sim, ix = (f @ self.bank.T).topk(min(self.k, len(self.bank)), dim=1)
+        w = torch.exp((sim - sim[:, :1]) / self.t)   # shifted by each row's best similarity: the same weights, no overflow
+        return ((w * self.y[ix]).sum(1) / w.sum(1)).cpu().numpy()
+    def forward(self, f): return torch.logit(torch.as_tensor(self.scores(f)).to(f.device if isinstance(f, torch.Tensor) else 'cpu'))
+
+def _cpu(m):
+    "A kept model on the CPU (modules), or as it is (sklearn pipelines, None)."
+    return m.cpu() if isinstance(m, nn.Module) else m
 
 # %% ../nbs/07_transfer.ipynb #b67e7a73
 def inner_split(cases:pd.DataFrame, # training cases (label, group)
@@ -403,6 +431,7 @@ def inner_split(cases:pd.DataFrame, # training cases (label, group)
 _SELECT, _PROBE_BN, _NORMALIZE = ('best', 'last'), ('eval', 'train'), ('encoder', 'none')
 PER_METHOD = ('epochs', 'bs', 'lr', 'step_size', 'gamma', 'probe_lr', 'probe_epochs', 'probe_bn', 'head', 'probe_head', 'normalize',
               'pool', 'max_slices')   # what may differ between the methods of one run (the splits and sizes may not)
+_LATER_FIELDS = dict(knn_k=20, per_method={}) # fields added after run folders were made, with their defaults
 
 @dataclass(frozen=True)
 class TransferRecipe:
@@ -427,13 +456,14 @@ class TransferRecipe:
     repeats:int=10 # the fold procedure is repeated with folds unchanged
     fractions:tuple=(1.,) # label fractions of the training split
     per_method:dict=dataclasses.field(default_factory=dict) # method -> {field: value} for that method's units only (`PER_METHOD` fields), e.g. {'SimCLR': {'head': 'two_logit'}}
+    knn_k:int=20 # the k-NN probe ('knn'): neighbours that vote (cosine similarity of L2-normalised frozen features)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):   # numpy scalars (np.float32(1e-3)) are numbers: kept as plain Python ones
             if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'fractions', tuple(float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else f
                                                     for f in np.atleast_1d(self.fractions).tolist()))
-        for k in ('size', 'epochs', 'bs', 'step_size', 'probe_epochs', 'n_folds', 'repeats'):
+        for k in ('size', 'epochs', 'bs', 'step_size', 'probe_epochs', 'n_folds', 'repeats', 'knn_k'):
             v = getattr(self, k)
             if v is None and k == 'probe_epochs': continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"TransferRecipe.{k} must be an integer >= 1, got {v!r}")
@@ -483,11 +513,14 @@ class TransferRecipe:
         "The fields that change a unit's result (not `repeats` and `fractions`, which only add units), for the resume check."
         d = dataclasses.asdict(self)
         for k in ('repeats', 'fractions'): d.pop(k)
+        for k, v in _LATER_FIELDS.items():   # fields added later: recorded only when changed, so earlier run folders still resume
+            if d[k] == v: d.pop(k)
         return d
 
 # %% ../nbs/07_transfer.ipynb #c15fd1ff
 UNIT_COLS = ['method', 'task', 'protocol', 'fraction', 'fold', 'repeat']
-PROTOCOLS = ('finetune', 'linear', 'sklearn')
+PROTOCOLS = ('finetune', 'linear', 'sklearn') # the paper's three (the default grid)
+ALL_PROTOCOLS = PROTOCOLS + ('knn',) # and the k-NN probe, cheap enough for demos
 
 def unit_seed(seed:int, repeat:int, fold:int)->int:
     "The seed of one unit: a function of (seed, repeat, fold) only, the same for every method."
@@ -732,8 +765,12 @@ def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, reci
     valid = lambda X: None if len(va) == 0 else (_take(X, va), y[va])
     if protocol == 'sklearn':
         fit_idx = np.r_[tr, va]
-        s, C = sklearn_probe(_take(feats, fit_idx).numpy(), y[fit_idx], _take(feats, te).numpy(), groups=groups[fit_idx], seed=useed)
-        return s, dict(C=C)
+        s, C, m = sklearn_probe(_take(feats, fit_idx).numpy(), y[fit_idx], _take(feats, te).numpy(), groups=groups[fit_idx], seed=useed, return_model=True)
+        return s, dict(C=C, model=m)
+    if protocol == 'knn':   # no training: the training (and validation) rows are the neighbours
+        fit_idx = np.r_[tr, va]
+        m = KNNProbe(_take(feats, fit_idx), y[fit_idx], k=recipe.knn_k)
+        return m.scores(_take(feats, te)), dict(model=m)
     fit = dict(bs=recipe.bs, step_size=recipe.step_size, gamma=recipe.gamma, device=device, seed=useed, quiet=True)
     if protocol == 'linear':
         fit.update(epochs=recipe.probe_epochs or recipe.epochs, lr=recipe.probe_lr or recipe.lr)
@@ -741,7 +778,7 @@ def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, reci
             n = feats.shape[1]
             model = nn.Sequential(nn.Linear(n, 1), nn.Flatten(0)) if recipe.probe_head == 'linear' else make_head(recipe.probe_head, n)
             model, hist, best = fit_binary(model, _take(feats, tr), y[tr], valid=valid(feats), **fit)
-            return prob1(predict_logits(model, _take(feats, te), device=device)), dict(best_epoch=best)
+            return prob1(predict_logits(model, _take(feats, te), device=device)), dict(best_epoch=best, model=model)
         model = BinaryClassifier(copy.deepcopy(encoder), n_features=_n_features(encoder, inputs, device), n_planes=n_planes,
                                  pool=recipe.pool, head=recipe.probe_head)
         for p in model.encoder.parameters(): p.requires_grad_(False)   # frozen, but BatchNorm trains: batch statistics, running ones updated
@@ -750,9 +787,9 @@ def _run_unit(protocol, encoder, inputs, feats, y, groups, split, n_planes, reci
         model = BinaryClassifier(copy.deepcopy(encoder), n_features=_n_features(encoder, inputs, device), n_planes=n_planes,
                                  pool=recipe.pool, head=recipe.head)
         for p in model.parameters(): p.requires_grad_(True)
-    else: raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    else: raise ValueError(f"unknown protocol {protocol!r}; expected one of {ALL_PROTOCOLS}")
     model, hist, best = fit_binary(model, _take(inputs, tr), y[tr], valid=valid(inputs), max_slices=recipe.max_slices, **fit)
-    return prob1(predict_logits(model, _take(inputs, te), bs=recipe.bs, device=device)), dict(best_epoch=best)
+    return prob1(predict_logits(model, _take(inputs, te), bs=recipe.bs, device=device)), dict(best_epoch=best, model=model)
 
 # %% ../nbs/07_transfer.ipynb #f3a1c0da
 def _case_hashes(cases:pd.DataFrame, inputs)->list:
@@ -799,7 +836,7 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
                  task_df:pd.DataFrame, # task table of `modan_nb.data` (path, label, group[, plane][, fold][, split])
                  task_name:str, # e.g. 'acl', 'breast', 'thyroid'
                  recipe:TransferRecipe|None=None, # how units train and are scored (default: `TransferRecipe.paper()`)
-                 protocols:Sequence[str]=PROTOCOLS, # any of 'finetune', 'linear', 'sklearn'
+                 protocols:Sequence[str]=PROTOCOLS, # any of 'finetune', 'linear', 'sklearn', 'knn' (default: the paper's three)
                  seed:int=0, # seeds folds, subsamples, validation splits and every unit
                  out_dir:str|Path|None=None, # where auc.csv, scores.csv, folds_<task>.csv, config.json go (None: memory only)
                  resume:bool=True, # skip units already in out_dir
@@ -808,13 +845,14 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
                  device=None, # default: `core.default_device()`
                  inputs=None, # preloaded `task_inputs(task_df, size)[0]` (same row order), to skip loading
                  callback:Callable|None=None, # called with each finished unit's AUC row (e.g. progress, or a stop)
+                 keep_models:bool=False, # also return {unit key: fitted model} of the units trained in this call (a third value)
                  **recipe_fields, # any `TransferRecipe` field, overriding `recipe` (e.g. epochs=2)
                 )->tuple:
-    "Evaluate every encoder on one task; returns (AUC table, per-sample score table), both also in `out_dir`."
+    "Evaluate every encoder on one task; returns (AUC table, per-sample score table), both also in `out_dir`; and the fitted models with `keep_models`."
     recipe = (recipe or TransferRecipe()).replace(**recipe_fields)
     protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
-    bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad: raise ValueError(f"unknown protocol(s) {bad}; expected any of {PROTOCOLS}")
+    bad = [p for p in protocols if p not in ALL_PROTOCOLS]
+    if bad: raise ValueError(f"unknown protocol(s) {bad}; expected any of {ALL_PROTOCOLS}")
     if agg == 'none': agg = None   # per image, the authors' (one score per slice)
     if agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be 'none' (or None), 'mean' or 'max', got {agg!r}")
     if duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
@@ -850,14 +888,14 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
         if out_dir is not None: _save_config(out_dir, task_name, cfg, resume)
         if not resume: store.forget(task_name)
         if folds_file is not None: save_folds(df, folds_file)   # atomic: a kill leaves the old folds file or the new
-    cache = {}   # the current encoder and its frozen features (computed once per method, or per unit for a `Reinit`)
+    cache, models = {}, {}   # the current encoder and its frozen features (once per method, or per unit for a `Reinit`); kept models
     for (m, p, fr, f, r) in todo:
         t0 = time.time()
         rm, useed = recipe.for_method(m), unit_seed(seed, r, int(f))
         key = (m, useed) if isinstance(encoders[m], Reinit) else m
         if cache.get('key') != key: cache = dict(key=key, encoder=_prepare_encoder(_draw(encoders[m], useed), rm), feats=None)
         encoder = cache['encoder']
-        if (p == 'sklearn' or (p == 'linear' and rm.probe_bn == 'eval')) and cache['feats'] is None:
+        if (p in ('sklearn', 'knn') or (p == 'linear' and rm.probe_bn == 'eval')) and cache['feats'] is None:
             cache['feats'] = _frozen_features(encoder, inputs, bs=64, device=device, pool=rm.pool)
         tr, va, te = plan[(fr, f)]
         s, info = _run_unit(p, encoder, inputs, cache['feats'], y, groups, (tr, va, te), n_planes, rm, useed, device)
@@ -867,8 +905,10 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
         row = dict(unit, auc=safe_auc(scored['label'], scored['score']), n_train=len(tr), n_valid=len(va), n_test=len(te),
                    best_epoch=info.get('best_epoch', np.nan), C=info.get('C', np.nan), seconds=round(time.time()-t0, 3))
         store.add(row, sc)
+        if keep_models: models[ukey(m, p, fr, f, r)] = _cpu(info.get('model'))
         if callback is not None: callback(row)
-    return store.tables({ukey(*u) for u in units})
+    aucs, scores = store.tables({ukey(*u) for u in units})
+    return (aucs, scores, models) if keep_models else (aucs, scores)
 
 # %% ../nbs/07_transfer.ipynb #5b9ebb1f
 PRETRAINED_RUNS = {'ModAn-MulSupCon': 'modan', 'SupCon': 'supcon', 'SimCLR': 'simclr', '165-class': 'ce'}

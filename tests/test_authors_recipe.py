@@ -4,7 +4,7 @@ import sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 sys.path.insert(0, str(Path(__file__).parent))
-from _transfer_helpers import TinyEncoder
+from _transfer_helpers import TinyEncoder, toy_task as _toy_task
 from _pretrain_helpers import tiny_table
 from modan_nb.experiments import ExperimentConfig, pretrain_recipe, transfer_recipe, transfer_encoders, demo_scale
 from modan_nb.transfer import run_transfer, TransferRecipe, Reinit, UNIT_COLS
@@ -41,13 +41,7 @@ def test_transfer_overrides_are_checked(tmp_path):
                      ({'SimCLR': {'head': 'softmax9'}}, 'head')):
         with pytest.raises(ValueError, match=msg): ExperimentConfig(transfer_overrides=bad).validate(check_paths=False)
 
-def toy_task(n=40, size=16):
-    g = torch.Generator().manual_seed(0)
-    lab = (torch.arange(n)//2) % 2
-    x = (torch.rand(n, 1, size, size, generator=g)*150 + 60*lab[:, None, None, None]).to(torch.uint8)
-    df = pd.DataFrame(dict(path=[f'img{i:02d}.png' for i in range(n)], label=lab.numpy(), group=[f'p{i//2:02d}' for i in range(n)],
-                           fold=(np.arange(n)//4) % 2))
-    return df, x
+def toy_task(n=40, size=16): return _toy_task(n, size, n_folds=2)
 
 def encoders():
     torch.manual_seed(0); a = TinyEncoder()

@@ -7,16 +7,11 @@ from modan_nb.transfer import run_transfer, UNIT_COLS
 
 torch.set_num_threads(1)
 
-from _transfer_helpers import TinyEncoder
+from _transfer_helpers import TinyEncoder, toy_task as _toy_task
 
 def encoders(): torch.manual_seed(0); return {'A': TinyEncoder(4)}
 
-def toy_task(n=24, size=8):
-    g = torch.Generator().manual_seed(0)
-    lab = (torch.arange(n)//2) % 2
-    x = (torch.rand(n, 1, size, size, generator=g)*150 + 60*lab[:, None, None, None]).to(torch.uint8)
-    df = pd.DataFrame(dict(path=[f'img{i:02d}.png' for i in range(n)], label=lab.numpy(), group=[f'p{i//2:02d}' for i in range(n)]))
-    return df, x
+def toy_task(n=24, size=8): return _toy_task(n, size)
 
 DF, X = toy_task()
 KW = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=8, bs=8, device='cpu', inputs=X)

@@ -7,20 +7,14 @@ from modan_nb.transfer import run_transfer, UNIT_COLS, TransferRecipe
 
 torch.set_num_threads(1)
 
-from _transfer_helpers import TinyEncoder
+from _transfer_helpers import TinyEncoder, toy_task as _toy_task
 
 def encoders():
     torch.manual_seed(0); a = TinyEncoder()
     torch.manual_seed(1); b = TinyEncoder()
     return dict(A=a, B=b)
 
-def toy_task(n=48, size=16):
-    g = torch.Generator().manual_seed(0)
-    lab = (torch.arange(n)//2) % 2
-    x = (torch.rand(n, 1, size, size, generator=g)*150 + 60*lab[:, None, None, None]).to(torch.uint8)
-    df = pd.DataFrame(dict(path=[f'img{i:02d}.png' for i in range(n)], label=lab.numpy(), group=[f'p{i//2:02d}' for i in range(n)],
-                           fold=(np.arange(n)//4) % 3))
-    return df, x
+def toy_task(n=48, size=16): return _toy_task(n, size, n_folds=3)
 
 class Stop(Exception): pass
 

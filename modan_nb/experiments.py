@@ -312,7 +312,7 @@ def transfer_recipe(cfg:ExperimentConfig):
 def demo_config(**kwargs)->ExperimentConfig:
     "The demo: every method, task and protocol of the paper on SynthRIN, shrunk to a few minutes on 2 CPU cores."
     d = dict(name='demo', methods=list(ALL_METHODS), protocols=list(PROTOCOLS), n_folds=2, repeats=2, fractions=[1.0],
-             synth=dict(n_per_class=20, mrnet=[40, 12], mrnet_slices=[3, 5], busi=160, ddti=250),
+             synth=dict(n_per_class=20, mrnet=[80, 24], mrnet_slices=[3, 5], busi=160, ddti=250),
              stem='torchvision', pretrain_size=32, pretrain_epochs=3, pretrain_bs=128, pretrain_max_images=512,
              task_size=32, ft_epochs=2, ft_bs=32, ft_lr=1e-3, ft_step=1, umap=True, embed_max=200, seed=0)
     d.update(kwargs)

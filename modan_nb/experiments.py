@@ -741,9 +741,10 @@ def headline_conclusion(head:pd.DataFrame, # from `headline_table`
             named = [f"{r.method} {'higher' if r.auc > rr.auc else 'lower'} on {r.task} ({PROTOCOL_SHORT.get(r.protocol, r.protocol)}, "
                      f"{r.auc:.3f} vs {rr.auc:.3f})" for r, rr, _ in sig[:max_listed]]
             more = f" and {len(sig) - max_listed} more" if len(sig) > max_listed else ''
-            S.append(f"{len(sig)} of the {n} differences from {reference} survive{'s' if len(sig) == 1 else ''} {corr} correction "
-                     f"(p <= {alpha:g}): " + '; '.join(named) + more + '.')
-        else: S.append(f"None of the {n} differences from {reference} survives {corr} correction (p <= {alpha:g}).")
+            verb = f"{'is' if len(sig) == 1 else 'are'} significant uncorrected" if correction == 'none' else f"survive{'s' if len(sig) == 1 else ''} {corr} correction"
+            S.append(f"{len(sig)} of the {n} differences from {reference} {verb} (p <= {alpha:g}): " + '; '.join(named) + more + '.')
+        else: S.append(f"None of the {n} differences from {reference} " + ("is significant uncorrected" if correction == 'none' else f"survives {corr} correction")
+                       + f" (p <= {alpha:g}).")
         k = sum(overlap)
         s = (f"All {n} pairs of 95% intervals (method, {reference}) overlap" if k == n else
              f"No pair of 95% intervals (method, {reference}) overlaps" if k == 0 else
@@ -982,7 +983,7 @@ def summary_text(res:dict, width:int=110)->str:
     L = []
     head = res.get('headline')
     if head is not None and len(head):
-        L += ['', f"AUC [95% CI] pooled out of fold, per patient; p: paired DeLong vs ModAn-MulSupCon, {CORRECTION_NAMES.get(cfg_corr, cfg_corr)}-corrected",
+        L += ['', f"AUC [95% CI] pooled out of fold, per patient; p: paired DeLong vs ModAn-MulSupCon, {correction_phrase(cfg_corr)}",
               format_headline(head, correction=cfg_corr)]
     if res['not_run']:
         L.append('not run: ' + '; '.join(f"{m} ({r.split(':')[0]}; report.md says where to put them)" if m == 'ImageNet' else f"{m} ({r.split(':')[0]})"

@@ -150,6 +150,7 @@ def _try_lock(f:Path, info:str)->bool:
 @contextlib.contextmanager
 def run_lock(folder:str|Path, # the run folder (made if missing)
              what:str='run', # how messages name the run
+             wait:float=0, # seconds to wait for a live holder to finish before refusing (0: refuse at once)
             ):
     "Hold an exclusive lock on `folder` (`LOCK_NAME` with pid, host, start time) for the `with` block; a live holder is an error naming it, a dead one's lock is taken over with a warning."
     import json, socket, sys, time
@@ -160,11 +161,16 @@ def run_lock(folder:str|Path, # the run folder (made if missing)
     else:
         host = socket.gethostname()
         info = json.dumps(dict(pid=os.getpid(), host=host, since=time.strftime('%Y-%m-%d %H:%M:%S'), cmd=' '.join(sys.argv)[:200]))
-        for _ in range(5):
+        for _ in range(8):
             if _try_lock(f, info): break
             d = _read_lock(f)
             if d is None and f.exists() and time.time() - f.stat().st_mtime < 5: time.sleep(1); continue
             if d is not None and (d.get('host') != host or _alive(d['pid'])):
+                if wait > 0 and d.get('host') == host:   # wait for this machine's holder to finish, then try again
+                    t_end = time.time() + wait
+                    while time.time() < t_end and f.exists() and _read_lock(f) == d and _alive(d['pid']): time.sleep(0.5)
+                    if not (f.exists() and _read_lock(f) == d and _alive(d['pid'])):
+                        wait = 0; folder.mkdir(parents=True, exist_ok=True); continue   # (a holder that made the folder removes it when empty)
                 hint = '' if d.get('host') == host else f"; it cannot be checked from {host!r}: if that run is over, delete {f}"
                 raise RunLocked(f"{folder} is in use by another {what}: {_holder(d, f)}{hint}")
             stale = f.with_name(f'{f.name}.stale.{os.getpid()}')

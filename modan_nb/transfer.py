@@ -932,6 +932,8 @@ def demo_encoders(table, # the pretraining metadata table (CSV path or DataFrame
         if not f.exists():
             if not pretrain_missing: continue
             from modan_nb.learner import pretrain
-            pretrain(run, table, epochs=epochs, size=size, bs=bs, path=f.parent, seed=seed)
+            from modan_nb.core import run_lock
+            with run_lock(f.parent, 'demo pretraining', wait=1800):   # another notebook may be making this encoder: wait, then reuse it
+                if not f.exists(): pretrain(run, table, epochs=epochs, size=size, bs=bs, path=f.parent, seed=seed)
         encs[name] = f
     return encs

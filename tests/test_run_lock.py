@@ -63,3 +63,18 @@ def test_pretrain_holds_its_folder(tmp_path):
     try:
         with pytest.raises(RunLocked, match=f'pid {p.pid}'): pretrain('modan', tmp_path/'missing.csv', path=tmp_path/'run', epochs=1)
     finally: p.stdin.close(); p.wait()
+
+def test_a_waiting_run_gets_the_folder_once_the_holder_is_done(tmp_path):
+    "`run_lock(folder, wait=s)` waits for a live holder on this machine (two notebooks making the same demo encoder), then takes it."
+    import threading
+    from modan_nb.core import run_lock, RunLocked
+    run = tmp_path/'shared_run'
+    p = holder(run, ENV)
+    with pytest.raises(RunLocked, match=f'pid {p.pid}'):
+        with run_lock(run): pass                                   # no wait: refused at once
+    threading.Timer(1.5, p.stdin.close).start()                     # the holder finishes in 1.5 s
+    t = time.time()
+    with run_lock(run, wait=30) as f: got = json.loads(f.read_text())['pid']
+    p.wait()
+    assert got == os.getpid() and 1 < time.time() - t < 20
+    assert not (run/'.modan.lock').exists()

@@ -197,17 +197,15 @@ def loss_curves(run:Path)->pd.DataFrame:
 # ---------------------------------------------------------------- tasks
 def read_tasks(shared:Path, names=tuple(TASK_TITLES))->dict:
     "The task tables (path, label, group, item) of `names`; BUSI without its normal images; a second copy of an image is dropped."
-    from modan_nb import data
-    missing = [f for f in ('read_busbra', 'read_kneeoa', 'check_duplicates') if not hasattr(data, f)]
-    if missing: raise SystemExit(f"modan_nb.data has no {missing}: merge the 'data' branch (issue 11 §1) first")
-    readers = {'busi': lambda: data.read_busi(shared/'busi', include_normal=False), 'busbra': lambda: data.read_busbra(shared/'busbra'),
-               'ddti': lambda: data.read_ddti(shared/'ddti'), 'knee': lambda: data.read_kneeoa(shared/'kneeoa')}
+    from modan_nb import tasks
+    readers = {'busi': lambda: tasks.read_busi(shared/'busi', include_normal=False), 'busbra': lambda: tasks.read_busbra(shared/'busbra'),
+               'ddti': lambda: tasks.read_ddti(shared/'ddti'), 'knee': lambda: tasks.read_kneeoa(shared/'kneeoa')}
     bad = [n for n in names if n not in readers]
     if bad: raise ValueError(f"unknown task(s) {bad}; known: {list(readers)}")
     out = {}
     for t in names:
         df = readers[t]()
-        d = data.check_duplicates(df, 'drop').reset_index(drop=True)
+        d = tasks.check_duplicates(df, 'drop').reset_index(drop=True)
         if len(d) < len(df): log(f"  {t}: {len(df) - len(d)} duplicate row(s) dropped (same image content)")
         out[t] = d
     return out
@@ -498,9 +496,9 @@ def check_settings(run:Path, a):
     atomic_write_text(f, json.dumps(now, indent=1))
 
 def cap_cases(df:pd.DataFrame, max_cases:int, seed:int)->pd.DataFrame:
-    "At most about `max_cases` rows: a stratified sample of whole patients (`data.subsample_fraction`); the table itself when smaller."
+    "At most about `max_cases` rows: a stratified sample of whole patients (`tasks.subsample_fraction`); the table itself when smaller."
     if not max_cases or len(df) <= max_cases: return df
-    from modan_nb.data import subsample_fraction
+    from modan_nb.tasks import subsample_fraction
     return subsample_fraction(df, max_cases/len(df), seed=seed).reset_index(drop=True)
 
 def stages(a, tasks:dict)->list:

@@ -104,7 +104,7 @@ def show_views(aug:nn.Module, # the view maker, e.g. `ViewAugment()`
                dpi:int=100, # the figure's resolution
                figsize=None):
     "Draw `n` images (left column) and `n_views` random views of each, one row per image."
-    from modan_nb.data import show_images
+    from modan_nb.plotting import show_images
     x = x[:n]
     if x.dtype == torch.uint8: x = x.float()/255
     with torch.no_grad(): vs = [aug(x).float() for _ in range(n_views)]

@@ -18,14 +18,14 @@ from .core import default_device, shared_data_dir, IN_TEST, check_columns # befo
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import to_device
+from .plotting import show_images
 from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadata_csv, normalize_value,
                                metadata_from_paths, check_values, _split_values)
 
 # %% auto #0
 __all__ = ['RESIZE_METHODS', 'STORE_FIELDS', 'TABLE_OPTIONS', 'BadImageError', 'load_image', 'load_volume', 'volume_shape',
            'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table', 'PretrainDataset',
-           'TensorImageDL', 'show_images', 'ImageStore', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file',
-           'make_minirin']
+           'TensorImageDL', 'ImageStore', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file', 'make_minirin']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -341,77 +341,6 @@ class TensorImageDL(DataLoader):
         titles = [vocab[int(i)] for i in b[3][:max_n]] if vocab is not None and len(b) > 3 else None
         return show_images(b[0][:max_n], titles, ncols=ncols, figsize=figsize, **kwargs)
 
-# %% ../nbs/03_data.ipynb #4ba72aa6
-def _grid_image(a)->np.ndarray:
-    "One image as a 2-D array: (1,H,W) or (H,W), tensor or array."
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return a[0] if a.ndim == 3 and a.shape[0] == 1 else a
-
-def _wrap_title(t:str, width:int)->str:
-    "Break each line of `t` longer than `width` characters after a '/', '_', '-' or space (a long word stays whole)."
-    out = []
-    for line in str(t).split('\n'):
-        cur = ''
-        for tok in re.split(r'(?<=[/_\- ])', line):
-            if cur and len(cur) + len(tok) > width: out.append(cur.rstrip()); cur = ''
-            cur += tok
-        out.append(cur.rstrip())
-    return '\n'.join(out)
-
-def _grid_rows(x, titles, ncols):
-    "Rows of (image, title) from a flat set of images (+ titles) or from rows of images / (image, title) pairs."
-    if isinstance(x, (list, tuple)) and len(x) and isinstance(x[0], (list, tuple)):   # rows
-        return [[(e[0], str(e[1])) if isinstance(e, tuple) and len(e) == 2 and isinstance(e[1], str) else (e, '') for e in r] for r in x]
-    items = list(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-    if titles is not None and len(titles) != len(items): raise ValueError(f"{len(titles)} titles for {len(items)} images")
-    ts = [str(t) for t in titles] if titles is not None else [''] * len(items)
-    ncols = max(1, min(ncols, len(items)))
-    return [list(zip(items[i:i+ncols], ts[i:i+ncols])) for i in range(0, len(items), ncols)]
-
-def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, or a list of rows of images or (image, title) pairs
-                titles:Sequence[str]|None=None, # one title per image of a flat `x` ('\n' for a second line)
-                ncols:int=8, # images per row of a flat `x`
-                figsize=None, # (width, height) in inches; default: `size` per image plus room for the title lines
-                size:float=1.0, # the side of one image, in inches
-                fontsize:int=8, # titles and row names, in points
-                row_names:Sequence[str]|None=None, # a label left of each row
-                dpi:int=100, # resolution of the figure
-                compact:bool=False, # display a grayscale PNG (a small stored output) and return None instead of the figure
-               ):
-    "The course's image grid: grayscale images (uint8 0..255, float 0..1) with titles and row names that are never cut off."
-    import matplotlib.pyplot as plt
-    rows = _grid_rows(x, titles, ncols)
-    if not rows or not any(rows): raise ValueError("show_images: no images to show")
-    if row_names is not None and len(row_names) != len(rows): raise ValueError(f"{len(row_names)} row names for {len(rows)} rows")
-    width = max(6, int(size * 72 / (fontsize * .6)))                # characters of one title line that fit over an image
-    rows = [[(im, _wrap_title(t, width)) for im, t in r] for r in rows]
-    nr, nc = len(rows), max(len(r) for r in rows)
-    lines = max([t.count('\n') + 1 for r in rows for _, t in r if t] or [0])
-    line_h = fontsize / 72 * 1.4                                   # inches per line of text
-    name_w = line_h * max([str(n).count('\n') + 1 for n in row_names] or [0]) + .1 if row_names is not None else 0
-    title_h = lines * line_h + .12 if lines else 0                # title lines and their gap above the image
-    gap, m = .06, .04                                              # between images, around the figure (inches)
-    cell_w, cell_h = size + gap, size + gap + title_h
-    W, H = figsize or (name_w + nc * cell_w + 2 * m, nr * cell_h + 2 * m)
-    fig = plt.figure(figsize=(W, H), dpi=dpi)
-    sx, sy = (W - name_w - 2 * m) / (nc * cell_w), (H - 2 * m) / (nr * cell_h)   # scale when `figsize` is given
-    for i, r in enumerate(rows):
-        for j, (im, t) in enumerate(r or [(None, '')]):                # an empty row still shows its name
-            x0, y0 = m + name_w + j * cell_w * sx, H - m - (i * cell_h + title_h + size) * sy
-            ax = fig.add_axes([x0 / W, y0 / H, size * sx / W, size * sy / H])
-            ax.set_xticks([]); ax.set_yticks([]); ax.spines[:].set_visible(False)
-            if im is None: ax.set_ylabel(str(row_names[i]) if row_names is not None else '', fontsize=fontsize); continue
-            im = _grid_image(im)
-            ax.imshow(im.astype(np.float32), cmap='gray', vmin=0, vmax=255 if im.dtype == np.uint8 else 1, interpolation='nearest')
-            if t: ax.set_title(t, fontsize=fontsize)
-            if j == 0 and row_names is not None: ax.set_ylabel(str(row_names[i]), fontsize=fontsize)
-    if not compact: return fig
-    import io
-    from IPython.display import Image as _PNG, display
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); plt.close(fig)
-    out = io.BytesIO(); Image.open(buf).convert('L').save(out, 'PNG', optimize=True)
-    display(_PNG(out.getvalue()))
-
 # %% ../nbs/03_data.ipynb #2e927fe0
 @dataclass
 class ImageStore:
@@ -555,15 +484,3 @@ def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/f
         out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False); drop.to_csv(out.with_name(out.stem + '_dropped.csv'), index=False)
     return df
-
-# %% ../nbs/03_data.ipynb #c0a1d5e3
-def __getattr__(name):
-    "The downstream-task names (`read_busi`, `make_folds`, ...) live in `modan_nb.tasks`: looked up there on first use."
-    if name.startswith('__'): raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from modan_nb import tasks
-    try: return getattr(tasks, name)
-    except AttributeError: raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-
-def __dir__():
-    from modan_nb import tasks
-    return sorted(set(globals()) | set(tasks.__all__))

@@ -16,22 +16,22 @@ from .core import seed_everything, data_dir, runs_dir, default_device, project_r
 from .transfer import PROTOCOLS, ALL_PROTOCOLS
 from .data import sha256_file
 from .tasks import DUPLICATES
-from .learner import LABEL_FROM
+from .learner import LABEL_FROM, PRETRAIN_METHOD
 from .stats import ALTERNATIVES
 
 def _write_csv(df:pd.DataFrame, path:str|Path, **kwargs)->Path: return atomic_write_text(path, df.to_csv(**kwargs))
 
 # %% auto #0
-__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'PRETRAIN_METHOD', 'IMAGENET_CONV1', 'DEMO_SCALE',
-           'PAPER_TASKS', 'PAPER_AUC', 'RESULT_KEYS', 'RESULT_FILES', 'PROTOCOL_NAMES', 'PROTOCOL_SHORT',
-           'CORRECTION_NAMES', 'ExperimentConfig', 'pretrain_recipe', 'network', 'transfer_recipe', 'demo_config',
-           'demo_scale', 'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task', 'method_slug',
-           'pretrain_table', 'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder',
-           'transfer_encoders', 'build_encoders', 'run_experiment', 'export_encoders', 'correction_phrase',
-           'headline_protocols', 'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note',
-           'significance_tables', 'figures', 'embedding_analysis', 'analyse', 'metadata_geometry', 'geometry_line',
-           'plot_geometry', 'software_versions', 'recipe_lines', 'write_report', 'summary_text', 'print_summary',
-           'modan_demo', 'load_run_config', 'modan_run']
+__all__ = ['PAPER_METHODS', 'ALL_METHODS', 'TASK_READERS', 'RECIPE_NAMES', 'IMAGENET_CONV1', 'DEMO_SCALE', 'PAPER_TASKS',
+           'PAPER_AUC', 'RESULT_KEYS', 'RESULT_FILES', 'PROTOCOL_NAMES', 'PROTOCOL_SHORT', 'CORRECTION_NAMES',
+           'ExperimentConfig', 'pretrain_recipe', 'network', 'transfer_recipe', 'demo_config', 'demo_scale',
+           'paper_auc_table', 'compare_with_paper', 'synthetic_tasks', 'read_task', 'method_slug', 'pretrain_table',
+           'ce_classes', 'encoder_key', 'weights_sha256', 'cached_encoder', 'build_encoder', 'transfer_encoders',
+           'build_encoders', 'run_experiment', 'export_encoders', 'correction_phrase', 'headline_protocols',
+           'headline_table', 'format_headline', 'headline_conclusion', 'linear_recipe_note', 'significance_tables',
+           'figures', 'embedding_analysis', 'analyse', 'metadata_geometry', 'geometry_line', 'plot_geometry',
+           'software_versions', 'recipe_lines', 'write_report', 'summary_text', 'print_summary', 'modan_demo',
+           'load_run_config', 'modan_run']
 
 # %% ../nbs/10_experiments.ipynb #e20f50f6
 PAPER_METHODS = ('ModAn-MulSupCon', 'SimCLR', '165-class', 'ImageNet', 'Scratch')
@@ -40,9 +40,9 @@ TASK_READERS = ('mrnet', 'busi', 'busbra', 'ddti', 'kneeoa', 'thyroid_folders', 
 
 def _reader(name:str):
     "The `modan_nb.data` reader a task spec names."
-    from modan_nb import data
-    return {'mrnet': data.read_mrnet, 'busi': data.read_busi, 'busbra': data.read_busbra, 'ddti': data.read_ddti, 'kneeoa': data.read_kneeoa, 'thyroid_folders': data.read_thyroid_folders,
-            'radimagenet': data.read_radimagenet_split, 'medmnist': data.read_medmnist}[name]
+    from modan_nb import tasks
+    return {'mrnet': tasks.read_mrnet, 'busi': tasks.read_busi, 'busbra': tasks.read_busbra, 'ddti': tasks.read_ddti, 'kneeoa': tasks.read_kneeoa, 'thyroid_folders': tasks.read_thyroid_folders,
+            'radimagenet': tasks.read_radimagenet_split, 'medmnist': tasks.read_medmnist}[name]
 
 def _as_int(key, v):
     if isinstance(v, bool): raise ValueError(f"{key}: {v!r} is not an integer")
@@ -268,7 +268,6 @@ def _check_task_spec(name:str, spec, check_paths:bool=True):
     if check_paths and not Path(root).expanduser().exists():
         raise FileNotFoundError(f"task {name!r}: root: {str(root)!r} does not exist (reader {spec['reader']!r})")
 RECIPE_NAMES = ('paper', 'authors')
-PRETRAIN_METHOD = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', '165-class': 'ce'}
 IMAGENET_CONV1 = {'paper': 'fold', 'authors': 'random'}   # the ImageNet baseline's first layer per recipe
 
 def pretrain_recipe(method:str, # a pretrained method, a key of `PRETRAIN_METHOD`

@@ -57,7 +57,7 @@ class LearnerDL(TaskDL):
     def one_batch(self): return next(iter(self))
     def show_results(self, b, preds, max_n:int=9, ncols:int=3, **kwargs):
         "The images of batch `b` (the middle slice of an exam's first plane) titled with their label and predicted label (`Learner.show_results`)."
-        from modan_nb.data import show_images
+        from modan_nb.plotting import show_images
         x, y = b
         if not isinstance(x, torch.Tensor): x = torch.stack([s[0][len(s[0])//2] for s in x])
         n = min(max_n, len(y))

@@ -33,13 +33,14 @@ from .augment import crop_thetas, ViewAugment, show_views
 _all_ = ['crop_thetas', 'ViewAugment'] # defined in notebook 05a; importable from here as before
 
 # %% auto #0
-__all__ = ['TARGETS', 'METHODS', 'SCHEDULES', 'PRECISIONS', 'RECIPES', 'NULLABLE', 'LABEL_FROM', 'DATA_OPTIONS', 'RUN_OPTIONS',
-           'RECIPE_FIELDS', 'target_index', 'MultiViewCallback', 'MultiViewLoss', 'PretrainRecipe', 'paper_recipe',
-           'authors_recipe', 'get_recipe', 'make_loss', 'make_augment', 'make_opt_func', 'lr_schedule',
-           'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings', 'data_identity', 'check_same_data',
-           'repair_history', 'ResumableCSVLogger', 'NoValidation', 'check_pretrain_table', 'ZeroLossGuard', 'pretrain',
-           'remove_stale_temp_files', 'modan_pretrain', 'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain',
-           'settings_run_dir', 'export_run', 'recipe_from_file', 'pretrain_cli', 'crop_thetas', 'ViewAugment']
+__all__ = ['TARGETS', 'METHODS', 'PRETRAIN_METHOD', 'SCHEDULES', 'PRECISIONS', 'RECIPES', 'NULLABLE', 'LABEL_FROM',
+           'DATA_OPTIONS', 'RUN_OPTIONS', 'RECIPE_FIELDS', 'target_index', 'MultiViewCallback', 'MultiViewLoss',
+           'PretrainRecipe', 'paper_recipe', 'authors_recipe', 'get_recipe', 'make_loss', 'make_augment',
+           'make_opt_func', 'lr_schedule', 'LinearClassifier', 'ResumableCheckpoint', 'check_same_settings',
+           'data_identity', 'check_same_data', 'repair_history', 'ResumableCSVLogger', 'NoValidation',
+           'check_pretrain_table', 'ZeroLossGuard', 'pretrain', 'remove_stale_temp_files', 'modan_pretrain',
+           'simclr_pretrain', 'supcon_pretrain', 'ce_pretrain', 'settings_run_dir', 'export_run', 'recipe_from_file',
+           'pretrain_cli', 'crop_thetas', 'ViewAugment']
 
 # %% ../nbs/06_learner.ipynb #8a0aad98
 TARGETS = ('y_multihot', 'y_pair', 'y_label') # the targets of `pretrain_dls`'s batches, in order, unless `dls.target_names` says otherwise
@@ -109,6 +110,7 @@ METHODS = { # what each method is: its loss, the target it needs from the batch,
     'supcon': dict(loss='supcon', target='y_pair', needs='fields', contrastive=True),
     'ce':     dict(loss='ce', target='y_label', needs='label', contrastive=False),
 }
+PRETRAIN_METHOD = {'ModAn-MulSupCon': 'modan', 'SimCLR': 'simclr', 'SupCon': 'supcon', '165-class': 'ce'} # a study's method names -> `METHODS`' keys (and run folders)
 SCHEDULES = ('cosine', 'step', 'cosine_epoch', 'constant')
 PRECISIONS = ('bf16', 'fp16') # mixed precision on a GPU (a CPU run is float32)
 

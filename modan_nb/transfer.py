@@ -32,8 +32,8 @@ from fastai.optimizer import OptimWrapper
 from .tasks import DUPLICATES, save_folds
 
 # %% auto #0
-__all__ = ['HEADS', 'DEFAULT_CS', 'PER_METHOD', 'UNIT_COLS', 'PROTOCOLS', 'ALL_PROTOCOLS', 'PRETRAINED_RUNS', 'to_float01',
-           'is_multiplane', 'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
+__all__ = ['HEADS', 'DEFAULT_CS', 'PER_METHOD', 'UNIT_COLS', 'PROTOCOLS', 'ALL_PROTOCOLS', 'to_float01', 'is_multiplane',
+           'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
            'extract_features', 'make_head', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
            'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'KNNProbe', 'inner_split', 'TransferRecipe',
            'unit_seed', 'Reinit', 'run_transfer', 'demo_encoders']
@@ -80,7 +80,7 @@ def task_inputs(df:pd.DataFrame, # a task table (path, label, group, ...)
                 size:int=64, # images (and slices) are resized to size x size
                )->tuple:
     "`(inputs, cases)`: a uint8 tensor (N,1,size,size), or a list of N tuples of plane volumes (S,1,size,size); and `task_cases(df)`."
-    from modan_nb.data import task_tensor
+    from modan_nb.tasks import task_tensor
     cases = task_cases(df)
     if not is_multiplane(df):
         x = task_tensor(df.reset_index(drop=True), size)
@@ -714,8 +714,8 @@ def _check_predefined(df:pd.DataFrame, task:str):
     if len(two): raise ValueError(f"task {task!r}: group {two.index[0][1]!r} is in {two.iloc[0]} of fold {two.index[0][0]}: a patient in two splits")
 
 def _task_folds(df, task, n_folds, seed, out_dir, resume, predefined)->tuple:
-    "(the table with its 'fold' column: given, saved in out_dir (`data.save_folds`) or made by `data.make_folds`; the folds file to write or None)."
-    from modan_nb.data import make_folds, load_folds
+    "(the table with its 'fold' column: given, saved in out_dir (`tasks.save_folds`) or made by `tasks.make_folds`; the folds file to write or None)."
+    from modan_nb.tasks import make_folds, load_folds
     if predefined: _check_predefined(df, task); return df.reset_index(drop=True), None
     to_write = None
     if 'fold' in df.columns: df = df.copy()
@@ -730,7 +730,7 @@ def _task_folds(df, task, n_folds, seed, out_dir, resume, predefined)->tuple:
 # %% ../nbs/07_transfer.ipynb #f4aecdad
 def _subsample(cases, frac, seed):
     if frac >= 1: return cases
-    from modan_nb.data import subsample_fraction
+    from modan_nb.tasks import subsample_fraction
     return subsample_fraction(cases, frac, seed=seed)
 
 def _load_encoder(enc):
@@ -804,11 +804,11 @@ def _case_hashes(cases:pd.DataFrame, inputs)->list:
     return out
 
 def _dedupe(cases:pd.DataFrame, hashes:list, how:str, task:str, predefined:bool)->np.ndarray:
-    "Mask of the cases kept after the duplicate check (`data.check_duplicates`), one fold at a time for predefined splits."
-    from modan_nb import data
+    "Mask of the cases kept after the duplicate check (`tasks.check_duplicates`), one fold at a time for predefined splits."
+    from modan_nb import tasks
     h = pd.Series(list(hashes), index=cases.index)
     parts = [(f" fold {f}", cases[cases['fold'] == f]) for f in sorted(cases['fold'].unique())] if predefined else [('', cases)]
-    kept = [data.check_duplicates(p, how, hashes=h[p.index].tolist(), path_col='case', what=f"task {task!r}{w}") for w, p in parts]
+    kept = [tasks.check_duplicates(p, how, hashes=h[p.index].tolist(), path_col='case', what=f"task {task!r}{w}") for w, p in parts]
     return cases.index.isin(pd.concat([k.index.to_series() for k in kept]))
 
 def _plan(cases:pd.DataFrame, folds, recipe, seed:int, predefined:bool, task:str)->dict:
@@ -911,10 +911,8 @@ def run_transfer(encoders:dict, # method name -> encoder (nn.Module, or a path f
     return (aucs, scores, models) if keep_models else (aucs, scores)
 
 # %% ../nbs/07_transfer.ipynb #5b9ebb1f
-PRETRAINED_RUNS = {'ModAn-MulSupCon': 'modan', 'SupCon': 'supcon', 'SimCLR': 'simclr', '165-class': 'ce'}
-
 def demo_encoders(table, # the pretraining metadata table (CSV path or DataFrame), for missing encoders
-                  methods:dict=PRETRAINED_RUNS, # display name -> `learner.pretrain` method (and run folder)
+                  methods:dict|None=None, # display name -> `learner.pretrain` method (and run folder); default `learner.PRETRAIN_METHOD`
                   epochs:int=3, size:int=32, bs:int=128, # brief pretraining of missing encoders
                   seed:int=0, scratch:bool=True, # add a randomly initialised 'Scratch' encoder
                   pretrain_missing:bool=True, # else leave missing methods out
@@ -924,9 +922,10 @@ def demo_encoders(table, # the pretraining metadata table (CSV path or DataFrame
     "Name -> encoder (Scratch) or encoder file: `runs_dir(m)/encoder.pth` of notebook 06, else `runs_dir(prefix+m)`, pretrained if missing."
     from modan_nb.core import runs_dir
     from modan_nb.models import create_encoder
+    from modan_nb.learner import PRETRAIN_METHOD
     seed_everything(seed)
     encs = {'Scratch': create_encoder(weights=None)} if scratch else {}
-    for name, run in methods.items():
+    for name, run in (methods or PRETRAIN_METHOD).items():
         f = runs_dir(run)/'encoder.pth'
         if not (use_06 and f.exists()): f = runs_dir(f'{prefix}{run}')/'encoder.pth'
         if not f.exists():

@@ -2,8 +2,8 @@
 import warnings
 import numpy as np, pandas as pd, pytest
 from PIL import Image
-from modan_nb.data import (load_volume, load_image, read_mrnet, read_ddti, read_medmnist, subsample_fraction, make_folds,
-                           check_duplicates, pretrain_dls, task_tensor, BadImageError)
+from modan_nb.data import load_volume, load_image, pretrain_dls, BadImageError
+from modan_nb.tasks import read_mrnet, read_ddti, read_medmnist, subsample_fraction, make_folds, check_duplicates, task_tensor
 
 def _png(path, seed=0, size=16):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 import numpy as np, pandas as pd, pytest, torch
 import torch.nn as nn
 from PIL import Image
-from modan_nb.data import read_radimagenet_split, RIN_SPLIT_FILES
+from modan_nb.tasks import read_radimagenet_split, RIN_SPLIT_FILES
 from modan_nb.transfer import run_transfer, fit_binary, TransferRecipe, BinaryClassifier
 
 torch.set_num_threads(1)

@@ -2,9 +2,8 @@
 import os, warnings
 import numpy as np, pandas as pd, pytest, torch
 from modan_nb.core import shared_data_dir
-from modan_nb.data import (read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, pretrain_dls,
-                           read_medmnist, task_tensor, load_image, read_busbra, read_kneeoa, TASK_COLUMNS, check_duplicates,
-                           read_pretrain_table, decode_images)
+from modan_nb.data import pretrain_dls, load_image, read_pretrain_table, decode_images
+from modan_nb.tasks import read_busi, read_ddti, make_folds, subsample_fraction, save_folds, load_folds, read_medmnist, task_tensor, read_busbra, read_kneeoa, TASK_COLUMNS, check_duplicates
 
 SHARED = shared_data_dir()
 

@@ -60,7 +60,7 @@ def test_trunk_and_top_make_the_encoder(R):
     torch.testing.assert_close(full, split, rtol=1e-4, atol=1e-5)
 
 def test_external_table_folds_are_data_sets(R, shared):
-    from modan_nb.data import read_busi
+    from modan_nb.tasks import read_busi
     b = read_busi(shared/'busi', include_normal=False)
     e = R.external_table({'busi': b, 'busbra': b})
     assert list(e.fold.value_counts().sort_index()) == [len(b), len(b)]
@@ -96,7 +96,7 @@ def test_benchmark_end_to_end_and_resume(R, shared, tmp_path):
     with pytest.raises(SystemExit, match='other settings'): R.main(args[:-1] + ['--no-external', '--epochs', '2'])
 
 def test_external_results_per_direction(R, shared, tmp_path):
-    from modan_nb.data import read_busi
+    from modan_nb.tasks import read_busi
     from modan_nb.models import create_encoder, save_encoder
     b = read_busi(shared/'busi', include_normal=False)
     encs = {m: save_encoder(tmp_path/f'{i}.pth', create_encoder('resnet18', None, stem='torchvision')) for i, m in enumerate(('ModAn-MulSupCon', 'Scratch'))}

@@ -9,12 +9,12 @@ def _shared(sub):
 
 @pytest.mark.parametrize('task', ['busi', 'ddti'])
 def test_sklearn_probe_untrained(task):
-    from modan_nb import data
+    from modan_nb import data, tasks
     from modan_nb.models import create_encoder
     from modan_nb.transfer import run_transfer
     torch.set_num_threads(2)
     root = _shared(task)
-    df = data.read_busi(root, include_normal=False) if task == 'busi' else data.read_ddti(root)
+    df = tasks.read_busi(root, include_normal=False) if task == 'busi' else tasks.read_ddti(root)
     seed_everything(0)
     enc = create_encoder(weights=None)
     kw = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=32, device='cpu')

@@ -133,7 +133,7 @@ def _png(path, arr=None, seed=0, size=16, mode=None):
     return path
 
 def test_ddti_csv_with_bom_keeps_its_first_row(tmp_path):
-    from modan_nb.data import read_ddti
+    from modan_nb.tasks import read_ddti
     for n in ['1_1', '2_1', '3_1', '4_1']: _png(tmp_path/'cropped'/f'{n}.png', seed=int(n[0]))
     (tmp_path/'diagnosis.csv').write_bytes('\ufeff1_1,4a,1\n2_1,3,0\n3_1,4b,1\n4_1,2,0\n'.encode('utf-8'))
     with warnings.catch_warnings(): warnings.simplefilter('error'); d = read_ddti(tmp_path)
@@ -217,7 +217,7 @@ def test_n_views_one_refused_only_for_simclr():
 # --- item 6 and the table bullets ----------------------------------------------------------------------------------
 
 def test_one_class_task_table_has_no_folds():
-    from modan_nb.data import make_folds
+    from modan_nb.tasks import make_folds
     df = pd.DataFrame(dict(path=[f'{i}.png' for i in range(10)], label=1, group=[f'p{i}' for i in range(10)]))
     with pytest.raises(ValueError, match='one class.*label 1.*10 rows'): make_folds(df, n_splits=2, duplicates='keep')
 

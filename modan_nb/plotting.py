@@ -40,6 +40,16 @@ def _grid_rows(x, titles, ncols):
     ncols = max(1, min(ncols, len(items)))
     return [list(zip(items[i:i+ncols], ts[i:i+ncols])) for i in range(0, len(items), ncols)]
 
+# %% ../nbs/00a_plotting.ipynb #de1c0106
+def _display_gray_png(fig, dpi:int):
+    "Display `fig` as a grayscale PNG (a small stored output) and close it."
+    import matplotlib.pyplot as plt
+    from IPython.display import Image as _PNG, display
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); plt.close(fig)
+    out = io.BytesIO(); Image.open(buf).convert('L').save(out, 'PNG', optimize=True)
+    display(_PNG(out.getvalue()))
+
+# %% ../nbs/00a_plotting.ipynb #de1c0161
 def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, or a list of rows of images or (image, title) pairs
                 titles:Sequence[str]|None=None, # one title per image of a flat `x` ('\n' for a second line)
                 ncols:int=8, # images per row of a flat `x`
@@ -78,11 +88,7 @@ def show_images(x, # (N,1,H,W) / (N,H,W) tensor or array, a list of 2-D images, 
             if t: ax.set_title(t, fontsize=fontsize)
             if j == 0 and row_names is not None: ax.set_ylabel(str(row_names[i]), fontsize=fontsize)
     if not compact: return fig
-    import io
-    from IPython.display import Image as _PNG, display
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); plt.close(fig)
-    out = io.BytesIO(); Image.open(buf).convert('L').save(out, 'PNG', optimize=True)
-    display(_PNG(out.getvalue()))
+    _display_gray_png(fig, dpi)
 
 # %% ../nbs/00a_plotting.ipynb #22fffeb0
 _PRETRAIN_FLOW = [('metadata', 'modality, anatomy\n(CSV or DICOM tags)'), ('multi-hot y', 'one 0/1 entry\nper field value'),

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 
 # %% auto #0
 __all__ = ['crop_thetas', 'ViewAugment', 'show_views']
@@ -32,13 +32,6 @@ def crop_thetas(n:int, # number of images
     return torch.stack([torch.stack([w*flip*cos, -h*sin, cx], 1), torch.stack([w*flip*sin, h*cos, cy], 1)], 1)
 
 # %% ../nbs/05a_augment.ipynb #eaf07818
-def _gaussian_kernels(sigma, k):
-    "One normalised `k x k` Gaussian kernel per sigma, shape `(n, 1, k, k)`."
-    ax = torch.arange(k, device=sigma.device, dtype=torch.float32) - (k - 1)/2
-    g = torch.exp(-ax[None]**2/(2*sigma[:, None]**2))
-    g = g/g.sum(1, keepdim=True)
-    return (g[:, :, None]*g[:, None, :])[:, None]
-
 class ViewAugment(nn.Module):
     "Batched random views of `(B, C, H, W)` images in [0,1]: per-image resized crop, flip, brightness/contrast, options."
     def __init__(self,
@@ -72,28 +65,41 @@ class ViewAugment(nn.Module):
             v = v + on*self.noise_std*torch.randn_like(v)
         return v.clamp_(0, 1)
 
-    def _jitter(self, v):
-        B, dev = v.shape[0], v.device
-        on = torch.rand(B, device=dev) < self.jitter_p
-        b = torch.where(on, _uniform(B, 1 - self.brightness, 1 + self.brightness, dev), 1.).view(B, 1, 1, 1)
-        c = torch.where(on, _uniform(B, 1 - self.contrast, 1 + self.contrast, dev), 1.).view(B, 1, 1, 1)
-        v = (v*b).clamp(0, 1)
-        m = v.mean((1, 2, 3), keepdim=True)
-        return ((v - m)*c + m).clamp(0, 1)
-
-    def _blur(self, v):
-        idx = (torch.rand(v.shape[0], device=v.device) < self.blur_p).nonzero().flatten()
-        if not len(idx): return v
-        k = max(3, (v.shape[-1]//10)//2*2 + 1) # about 10% of the image, odd (SimCLR)
-        sig = _uniform(len(idx), *self.blur_sigma, v.device)
-        sub = v[idx]; n, C, H, W = sub.shape
-        out = F.conv2d(F.pad(sub.reshape(1, n*C, H, W), [k//2]*4, mode='reflect'),
-                       _gaussian_kernels(sig, k).to(v.dtype).repeat_interleave(C, 0), groups=n*C)
-        v = v.clone(); v[idx] = out.reshape(n, C, H, W)
-        return v
-
     def extra_repr(self): return (f"size={self.size}, scale={self.scale}, flip_p={self.flip_p}, jitter_p={self.jitter_p}, "
                                   f"max_rotate={self.max_rotate}, blur_p={self.blur_p}, noise_p={self.noise_p}")
+
+# %% ../nbs/05a_augment.ipynb #05b1ce02
+@patch
+def _jitter(self:ViewAugment, v):
+    "Brightness then contrast, each view with probability `jitter_p`: torchvision's definitions, clamped to [0, 1]."
+    B, dev = v.shape[0], v.device
+    on = torch.rand(B, device=dev) < self.jitter_p
+    b = torch.where(on, _uniform(B, 1 - self.brightness, 1 + self.brightness, dev), 1.).view(B, 1, 1, 1)
+    c = torch.where(on, _uniform(B, 1 - self.contrast, 1 + self.contrast, dev), 1.).view(B, 1, 1, 1)
+    v = (v*b).clamp(0, 1)
+    m = v.mean((1, 2, 3), keepdim=True)
+    return ((v - m)*c + m).clamp(0, 1)
+
+# %% ../nbs/05a_augment.ipynb #05b1ce05
+def _gaussian_kernels(sigma, k):
+    "One normalised `k x k` Gaussian kernel per sigma, shape `(n, 1, k, k)`."
+    ax = torch.arange(k, device=sigma.device, dtype=torch.float32) - (k - 1)/2
+    g = torch.exp(-ax[None]**2/(2*sigma[:, None]**2))
+    g = g/g.sum(1, keepdim=True)
+    return (g[:, :, None]*g[:, None, :])[:, None]
+
+@patch
+def _blur(self:ViewAugment, v):
+    "Gaussian blur of each view with probability `blur_p`, sigma drawn from `blur_sigma`, a kernel of about 10% of the side."
+    idx = (torch.rand(v.shape[0], device=v.device) < self.blur_p).nonzero().flatten()
+    if not len(idx): return v
+    k = max(3, (v.shape[-1]//10)//2*2 + 1) # about 10% of the image, odd (SimCLR)
+    sig = _uniform(len(idx), *self.blur_sigma, v.device)
+    sub = v[idx]; n, C, H, W = sub.shape
+    out = F.conv2d(F.pad(sub.reshape(1, n*C, H, W), [k//2]*4, mode='reflect'),
+                   _gaussian_kernels(sig, k).to(v.dtype).repeat_interleave(C, 0), groups=n*C)
+    v = v.clone(); v[idx] = out.reshape(n, C, H, W)
+    return v
 
 # %% ../nbs/05a_augment.ipynb #a0e1c007
 def show_views(aug:nn.Module, # the view maker, e.g. `ViewAugment()`

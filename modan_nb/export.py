@@ -43,6 +43,15 @@ def save_safetensors(tensors:dict, # name -> tensor
         for b in blobs: f.write(b)
     return _replace_via_tmp(path, write, 'wb')
 
+# %% ../nbs/05b_export.ipynb #05c1ce02
+def _read_tensor(body, k, d, bad):
+    "Tensor `k` of a safetensors body from its header entry `d`, refused (`bad`) when its bytes do not hold its shape."
+    if d.get('dtype') not in _TORCH: raise bad(f'tensor {k!r} has unknown dtype {d.get("dtype")!r}')
+    (a, b), dt, shape = d['data_offsets'], _TORCH[d['dtype']], d['shape']
+    if b > len(body) or b - a != int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dt).element_size():
+        raise bad(f'tensor {k!r}: bytes {a}..{b} do not hold shape {shape} of {d["dtype"]} (truncated?)')
+    return torch.frombuffer(bytearray(body[a:b]), dtype=dt).reshape(shape).clone() if b > a else torch.empty(shape, dtype=dt)
+
 def load_safetensors(path:str|Path)->tuple:
     "`(tensors, metadata)` of a safetensors file, with an error naming the file when it is missing, truncated or not one."
     path = Path(path)
@@ -54,15 +63,8 @@ def load_safetensors(path:str|Path)->tuple:
     if 8 + n > len(data): raise bad(f'the header says {n} bytes of JSON follow')
     try: header = json.loads(data[8:8+n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e: raise bad(f'its header is not JSON: {e}') from None
-    meta, body, out = header.pop('__metadata__', None) or {}, memoryview(data)[8+n:], {}
-    for k, d in header.items():
-        if d.get('dtype') not in _TORCH: raise bad(f'tensor {k!r} has unknown dtype {d.get("dtype")!r}')
-        (a, b), dt, shape = d['data_offsets'], _TORCH[d['dtype']], d['shape']
-        if b > len(body) or b - a != int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dt).element_size():
-            raise bad(f'tensor {k!r}: bytes {a}..{b} do not hold shape {shape} of {d["dtype"]} (truncated?)')
-        out[k] = (torch.frombuffer(bytearray(body[a:b]), dtype=dt).reshape(shape).clone() if b > a
-                  else torch.empty(shape, dtype=dt))
-    return out, meta
+    meta, body = header.pop('__metadata__', None) or {}, memoryview(data)[8+n:]
+    return {k: _read_tensor(body, k, d, bad) for k, d in header.items()}, meta
 
 # %% ../nbs/05b_export.ipynb #31ccfdb2
 EXPORT_FORMAT = 'modan_nb.export/1'
@@ -83,6 +85,7 @@ def table_sha256(table)->dict|None:
     from modan_nb.data import sha256_file
     return dict(sha256=sha256_file(p), of='the CSV file', file=p.name, n_rows=max(sum(1 for _ in open(p)) - 1, 0))
 
+# %% ../nbs/05b_export.ipynb #05c1ce05
 def _source(encoder):
     "`(Encoder, meta_encoder, info)` from an Encoder, a `save_encoder` file / exported folder, or a pretraining Learner."
     if isinstance(encoder, Encoder): return encoder, None, {}
@@ -104,6 +107,18 @@ def _jsonable(v):
     if isinstance(v, pd.DataFrame): return v.to_dict('records')
     return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
 
+# %% ../nbs/05b_export.ipynb #05c1ce08
+def _pretrained_cfg(encoder, size, mean, std)->dict:
+    "timm's `pretrained_cfg` of the encoder: its input size and normalisation, no classifier."
+    return dict(input_size=[encoder.n_in, size, size], mean=[mean]*encoder.n_in, std=[std]*encoder.n_in,
+                interpolation='bilinear', crop_pct=1.0, first_conv='conv1', classifier='fc', num_classes=0)
+
+def _normalization_text(norm, mean, std)->str:
+    "What a user of the exported weights must do to the pixels."
+    if not norm: return "none: the encoder was trained on [0,1] pixels as they are (uint8 / 255)"
+    return (f"the modan_nb Encoder takes images in [0,1] (uint8 / 255) and applies (x - {mean}) / {std} itself; "
+            f"a timm or torchvision model does not: feed it (x - mean) / std")
+
 def export_config(encoder:Encoder, meta_encoder=None, info:dict|None=None, table=None, size:int|None=None, evaluation=None)->dict:
     "The `config.json` of an export: timm's hub keys first, then modan_nb's (see `CONFIG_KEYS`)."
     from modan_nb import __version__
@@ -112,13 +127,10 @@ def export_config(encoder:Encoder, meta_encoder=None, info:dict|None=None, table
     norm = bool(getattr(encoder, 'normalize', True))
     mean, std = (round(float(b.flatten()[0]), 6) for b in (encoder.mean, encoder.std)) # float32 buffers: 0.449, not 0.44900000095
     return dict(architecture=encoder.arch, num_classes=0, num_features=encoder.n_features, global_pool='avg',
-                pretrained_cfg=dict(input_size=[encoder.n_in, size, size], mean=[mean]*encoder.n_in, std=[std]*encoder.n_in,
-                                    interpolation='bilinear', crop_pct=1.0, first_conv='conv1', classifier='fc', num_classes=0),
+                pretrained_cfg=_pretrained_cfg(encoder, size, mean, std),
                 format=EXPORT_FORMAT, modan_nb_version=__version__, arch=encoder.arch, stem=encoder.stem, stem_layers=STEMS[encoder.stem],
                 in_chans=encoder.n_in, pixel_range=[0., 1.], normalize=norm, mean=mean, std=std,
-                normalization=(f"the modan_nb Encoder takes images in [0,1] (uint8 / 255) and applies (x - {mean}) / {std} itself; "
-                               f"a timm or torchvision model does not: feed it (x - mean) / std") if norm else
-                              "none: the encoder was trained on [0,1] pixels as they are (uint8 / 255)",
+                normalization=_normalization_text(norm, mean, std),
                 image_size=size, method=info.get('method'), recipe=info.get('recipe'),
                 settings=_jsonable({k: v for k, v in info.items() if k not in ('method', 'recipe')}),
                 metadata_vocabulary=None if meta_encoder is None else _jsonable(meta_encoder.to_dict()),
@@ -146,6 +158,7 @@ def _load_lines(cfg:dict)->str:
                  f"features = model((images - {mean}) / {std})\n```\n")
     return ours + '\n' + other
 
+# %% ../nbs/05b_export.ipynb #05c1ce09
 def _evaluation_md(ev)->str:
     if ev is None or (hasattr(ev, '__len__') and not len(ev)):
         return "No downstream evaluation was recorded with this export: pass `evaluation=` (e.g. `run_transfer`'s AUC table) to keep one here.\n"
@@ -156,6 +169,14 @@ def _evaluation_md(ev)->str:
         f'{v:.4g}' if isinstance(v, float) else str(v) for v in r) + ' |' for r in d.itertuples(index=False)]
     return '\n'.join(rows) + '\n'
 
+# %% ../nbs/05b_export.ipynb #05c1ce12
+def _card_front(cfg:dict, license:str)->dict:
+    "The hub's YAML front matter: a timm model for the 7x7 stem, a modan_nb one for the paper's 3x3 stem."
+    timm_ok = cfg['stem'] == 'torchvision'
+    return dict(library_name='timm' if timm_ok else 'modan_nb', license=license, pipeline_tag='image-feature-extraction',
+                tags=['image-feature-extraction', 'medical-imaging', 'contrastive-learning', 'modan_nb', cfg['arch']]
+                     + (['timm'] if timm_ok else []))
+
 def model_card(cfg:dict, # an export's config.json
                name:str|None=None, # the model's title
                license:str='apache-2.0', # the hub's license id
@@ -163,10 +184,7 @@ def model_card(cfg:dict, # an export's config.json
     "The README.md model card of an export, with the hub's YAML front matter."
     import yaml
     name = name or f"{cfg.get('method') or 'modan_nb'} {cfg['arch']} encoder"
-    front = dict(library_name='timm' if cfg['stem'] == 'torchvision' else 'modan_nb', license=license,
-                 pipeline_tag='image-feature-extraction',
-                 tags=['image-feature-extraction', 'medical-imaging', 'contrastive-learning', 'modan_nb', cfg['arch']]
-                      + (['timm'] if cfg['stem'] == 'torchvision' else []))
+    front = _card_front(cfg, license)
     t, voc, s = cfg.get('pretraining_table') or {}, cfg.get('metadata_vocabulary') or {}, cfg.get('settings') or {}
     vocab = '; '.join(f"{f}: {', '.join(map(str, v))}" for f, v in (voc.get('vocab') or {}).items()) if isinstance(voc.get('vocab'), dict) else ''
     trained = (f"A pretraining table of {t.get('n_rows', '?')} images (SHA-256 of {t.get('of', 'the table')}: `{t.get('sha256')}`)."

@@ -86,6 +86,26 @@ def _check_embeddings(z):
         raise ValueError(f"z has non-finite values (first at image {i}, view {v}: {z[i, v][bad[i, v]][0].item()})")
     return z
 
+# %% ../nbs/04_losses.ipynb #04a1ce06
+def _view_anchors(V, n, n_all, offset, device):
+    "Rows of this rank's anchors in the view-major global contrast set: its own images, every view (None: one process, every row)."
+    if n_all == n: return None
+    return (torch.arange(V, device=device)[:, None] * n_all + offset + torch.arange(n, device=device)).flatten()
+
+def _rank_loss(out:SupConTerms)->tuple:
+    "(loss, n_valid_global): the mean over this rank's anchors, or across processes their sum over the global count of anchors with a positive, times the world size (so the ranks' mean, which DDP optimises, is the loss of the whole batch)."
+    n_valid = out.valid.sum()
+    if world_size() == 1: return out.loss, n_valid
+    n_valid = n_valid.clone(); dist.all_reduce(n_valid)
+    return out.per_anchor.sum() * world_size() / n_valid.clamp_min(1), n_valid
+
+def _loss_stats(out:SupConTerms, n_valid)->dict:
+    "What `last_stats` keeps of one call: anchors, those without a positive, mean |P(a)|, per-anchor losses."
+    return dict(n_anchors=out.valid.numel(), n_without_positive=(~out.valid).sum().detach(),
+                mean_positives=out.n_positives.float().mean().detach(), per_anchor=out.per_anchor.detach(),
+                n_valid_global=n_valid.detach())
+
+# %% ../nbs/04_losses.ipynb #04a1ce09
 class _WeightedContrastiveLoss(nn.Module):
     "Shared bookkeeping: validate, gather across ranks, tile image weights over views, call `weighted_supcon_loss`."
     normalize = 'count'
@@ -105,18 +125,11 @@ class _WeightedContrastiveLoss(nn.Module):
         y_all = gather_batch(y)[0] if y is not None else None
         n_all = z_all.shape[0]
         w, pos = self.image_weights(y, y_all, offset, n, n_all, z.device)
-        anchors = None
-        if n_all != n:  # distributed: this rank's anchors are its own images, every view
-            anchors = (torch.arange(V, device=z.device)[:, None] * n_all + offset + torch.arange(n, device=z.device)).flatten()
         out = weighted_supcon_loss(z_all.transpose(0, 1).reshape(V * n_all, D), w.repeat(V, V), pos.repeat(V, V),
-                                   self.temperature, self.base_temperature, self.normalize, anchors)
-        loss, n_valid = out.loss, out.valid.sum()
-        if world_size() > 1:
-            n_valid = n_valid.clone(); dist.all_reduce(n_valid)
-            loss = out.per_anchor.sum() * world_size() / n_valid.clamp_min(1)
-        self.last_stats = dict(n_anchors=out.valid.numel(), n_without_positive=(~out.valid).sum().detach(),
-                               mean_positives=out.n_positives.float().mean().detach(), per_anchor=out.per_anchor.detach(),
-                               n_valid_global=n_valid.detach())
+                                   self.temperature, self.base_temperature, self.normalize,
+                                   _view_anchors(V, n, n_all, offset, z.device))
+        loss, n_valid = _rank_loss(out)
+        self.last_stats = _loss_stats(out, n_valid)
         return loss
 
     @property

@@ -79,6 +79,7 @@ def _strip(sd):
         out[k] = v
     return out
 
+# %% ../nbs/05_models.ipynb #05a1ce03
 def fold_conv1(w:torch.Tensor, # (64, c, k, k) first-convolution weights
                n_in:int, # the input channels wanted
               )->torch.Tensor:
@@ -88,26 +89,33 @@ def fold_conv1(w:torch.Tensor, # (64, c, k, k) first-convolution weights
     if n_in == 1: return w.sum(1, keepdim=True)
     return w.repeat(1, (n_in + c - 1)//c, 1, 1)[:, :n_in] * (c / n_in)
 
-def load_weights(encoder:Encoder, # the encoder to fill
-                 state_dict:dict, # torchvision-style (or our own) state dict
-                 source:str='state dict', # how to name it in error messages (e.g. the file)
-                )->Encoder:
-    "Copy `state_dict` into `encoder`, folding an RGB first convolution, with clear errors when it does not fit."
-    sd = _strip(state_dict)
-    want = {k: v for k, v in encoder.net.state_dict().items()}
-    if 'conv1.weight' in sd:
-        w = sd['conv1.weight']
-        if w.shape[-2:] != want['conv1.weight'].shape[-2:]:
-            raise ValueError(f"{source}: its first convolution is {w.shape[-2]}x{w.shape[-1]} but the encoder's stem "
-                             f"{encoder.stem!r} is {want['conv1.weight'].shape[-2]}x{want['conv1.weight'].shape[-1]} "
-                             f"(ImageNet weights need stem='torchvision')")
-        sd['conv1.weight'] = fold_conv1(w, encoder.n_in)
+# %% ../nbs/05_models.ipynb #05a1ce06
+def _fit_conv1(encoder, sd, want, source):
+    "Fold a checkpoint's first convolution into the encoder's `n_in`, refusing a kernel of another size (7x7 into the 3x3 stem)."
+    if 'conv1.weight' not in sd: return sd
+    w, k = sd['conv1.weight'], want['conv1.weight'].shape[-2:]
+    if w.shape[-2:] != k:
+        raise ValueError(f"{source}: its first convolution is {w.shape[-2]}x{w.shape[-1]} but the encoder's stem "
+                         f"{encoder.stem!r} is {k[0]}x{k[1]} (ImageNet weights need stem='torchvision')")
+    return {**sd, 'conv1.weight': fold_conv1(w, encoder.n_in)}
+
+def _check_fit(encoder, sd, want, source):
+    "Refuse missing keys, unexpected keys and shape mismatches in one message."
     missing, unexpected = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
     bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in want if k in sd and sd[k].shape != want[k].shape]
     if missing or unexpected or bad:
         raise ValueError(f"{source} does not fit a {encoder.arch} encoder (is it a checkpoint of another architecture?): "
                          f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
                          f"{len(bad)} shape mismatches {bad[:3]}")
+
+def load_weights(encoder:Encoder, # the encoder to fill
+                 state_dict:dict, # torchvision-style (or our own) state dict
+                 source:str='state dict', # how to name it in error messages (e.g. the file)
+                )->Encoder:
+    "Copy `state_dict` into `encoder`, folding an RGB first convolution, with clear errors when it does not fit."
+    want = dict(encoder.net.state_dict())
+    sd = _fit_conv1(encoder, _strip(state_dict), want, source)
+    _check_fit(encoder, sd, want, source)
     encoder.net.load_state_dict(sd, strict=False)
     return encoder
 
@@ -221,6 +229,7 @@ def load_checkpoint_file(path:str|Path, # a file written with `torch.save`
     raise ValueError(f"{what} {path} is truncated or corrupt ({size} bytes; {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
                      + (f"; {fix}" if fix else '')) from None
 
+# %% ../nbs/05_models.ipynb #05a1ce10
 def to_torchvision_state_dict(encoder:Encoder, # the encoder to export
                               n_in:int|None=None, # channels of the exported first convolution (None: the encoder's)
                              )->dict:
@@ -231,6 +240,7 @@ def to_torchvision_state_dict(encoder:Encoder, # the encoder to export
         sd['conv1.weight'] = w.sum(1, keepdim=True).repeat(1, n_in, 1, 1) / n_in
     return sd
 
+# %% ../nbs/05_models.ipynb #05a1ce13
 def _plain(v, key):
     "Check that `v` is made of values `torch.load(weights_only=True)` reads back; convert paths to strings."
     if isinstance(v, Path): return str(v)

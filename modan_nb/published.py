@@ -53,6 +53,7 @@ def fold_path(root, task, run, repeat, fold, name=None):
     "Path of one fold's predictions (or of `name`, e.g. 'stats.csv') in the authors' layout."
     return Path(root)/'results'/task/run/str(repeat)/task/(name or f'fold_{fold}.csv')
 
+# %% ../nbs/11_published.ipynb #1bb8016a
 def read_fold_csv(path)->tuple:
     "One `preds,labels` file -> (scores float array, labels int array); ValueError naming the file, line and value."
     path = Path(path)
@@ -73,6 +74,7 @@ def read_fold_csv(path)->tuple:
     if not s: raise ValueError(f"{path}: header only, no predictions")
     return np.array(s), np.array(y)
 
+# %% ../nbs/11_published.ipynb #1bb80240
 def read_published_results(root=None, # `published_results` folder; default: the shared data copy
                            tasks:Sequence[str]=PUBLISHED_TASKS,
                            runs:dict|None=None, # run folder -> (method, protocol); default PUBLISHED_RUNS
@@ -97,6 +99,7 @@ def read_published_results(root=None, # `published_results` folder; default: the
                                        row=np.arange(len(y)), score=s, label=y)))
     return pd.concat(parts, ignore_index=True)
 
+# %% ../nbs/11_published.ipynb #1bb803e2
 def read_published_stats(root=None, tasks:Sequence[str]=PUBLISHED_TASKS, runs:dict|None=None,
                          repeats:Sequence[int]=range(1, 11), n_folds:int=5)->pd.DataFrame:
     "The authors' own `stats.csv` AUCs: method, task, protocol, repeat, fold (1..n_folds; 0 = their mean row), auc."
@@ -249,6 +252,7 @@ def fold_combined_test(cis:pd.DataFrame, # from `fold_auc_cis`
                 lo_any=d_hat - q*se_any, hi_any=d_hat + q*se_any, p_two_sided_any=2*sps.norm.sf(abs(z_any)),
                 folds_favour=int((diff_f > 0).sum()), n_folds=F)
 
+# %% ../nbs/11_published.ipynb #e9080154
 def combined_tests(cis:pd.DataFrame, # from `fold_auc_cis`
                    reference:str=REFERENCE, alpha:float=0.05,
                    correction:str='holm', # over the baselines of each task and protocol
@@ -300,6 +304,7 @@ def _aligned_labels(d:pd.DataFrame, where:str)->np.ndarray:
                          "so row k is not the same case in every file and the cases cannot be paired")
     return lab.iloc[:, 0].to_numpy().astype(int)
 
+# %% ../nbs/11_published.ipynb #797a0141
 def paired_fold_test(scores:pd.DataFrame, # score table (`read_published_results`) whose rows are aligned within a fold
                      method:str, task:str, protocol:str='linear', # the baseline, the task, the protocol (the probe's rows are aligned)
                      reference:str=REFERENCE, alpha:float=0.05)->dict:
@@ -322,6 +327,7 @@ def paired_fold_test(scores:pd.DataFrame, # score table (`read_published_results
     return dict(task=task, protocol=protocol, method=method, diff=d_hat, se=se, lo=d_hat - q*se, hi=d_hat + q*se, z=z,
                 p_greater=sps.norm.sf(z), p_two_sided=2*sps.norm.sf(abs(z)), folds_favour=int((diff_f > 0).sum()), n_folds=F)
 
+# %% ../nbs/11_published.ipynb #797a02ab
 def paired_tests(scores:pd.DataFrame, # score table with aligned rows (the probe's)
                  protocol:str='linear', reference:str=REFERENCE, alpha:float=0.05,
                  correction:str='holm', # over the baselines of each task
@@ -361,6 +367,7 @@ def permutation_p(a, b, # two independent samples (e.g. 10 repeat AUCs of two me
     if alternative == 'two-sided': return float(min(1., 2*min((d >= obs - eps).mean(), (d <= obs + eps).mean())))   # scipy's convention
     raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
 
+# %% ../nbs/11_published.ipynb #6b0701d4
 def unpaired_repeat_tests(summ:pd.DataFrame, # summary AUCs (`summary_aucs`): method, task, protocol, repeat, auc
                           reference:str=REFERENCE, correction:str='holm', # over the baselines of each task and protocol
                          )->pd.DataFrame:

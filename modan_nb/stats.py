@@ -164,6 +164,7 @@ def _auc(y, s):
     m = int(y.sum()); n = len(y) - m
     return float((_midranks(s)[y == 1].sum() - m*(m + 1)/2)/(m*n))
 
+# %% ../nbs/08_stats.ipynb #43120126
 def hanley_mcneil_var(theta, # true AUC (scalar or array)
                       n_pos:int, # positive cases
                       n_neg:int, # negative cases
@@ -213,6 +214,7 @@ def _score_fallback(y, s, auc, alpha, why):
     lo, hi = auc_score_ci(auc, m, n, alpha)
     return AUCCI(auc, lo, hi, f'{SCORE_CI}; {why}', 1 - alpha)
 
+# %% ../nbs/08_stats.ipynb #b9130138
 def auc_ci(y, # labels 0/1 (1 = positive)
            s, # scores (higher = more likely positive)
            alpha:float=0.05, # 1 - confidence level (0.05 for a 95% interval)
@@ -262,6 +264,7 @@ def _p_from_z(z, alternative):
     if alternative == 'less': return sps.norm.cdf(z)
     raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
 
+# %% ../nbs/08_stats.ipynb #00190181
 SCORE_TEST = 'score test (Hanley-McNeil variance at the mean AUC, correlation taken as 0) with a MOVER CI from the score intervals'
 
 def _score_test(y, s1, s2, a1, a2, alpha, alternative, why):
@@ -275,6 +278,7 @@ def _score_test(y, s1, s2, a1, a2, alpha, alternative, why):
     return DeLongTest(float(z), float(_p_from_z(z, alternative)), a1, a2, sd, tuple(map(float, ci)), alternative, m, n,
                       f'{SCORE_TEST}; {why}')
 
+# %% ../nbs/08_stats.ipynb #001902b0
 def delong_test(y, # labels 0/1, the same cases for both methods
                 s1, # scores of method 1
                 s2, # scores of method 2, for the same cases in the same order
@@ -421,6 +425,7 @@ def _case_col(df, case=None):
         if c in df.columns: return c
     raise KeyError(f"score table needs a case id column ('case' or 'path'); it has {list(df.columns)}")
 
+# %% ../nbs/08_stats.ipynb #731e014b
 def fold_aucs(scores:pd.DataFrame, # per-case score table
               level:str='case', # 'case', or 'patient' (scores aggregated per group first)
               how:str='mean', # patient aggregation
@@ -487,6 +492,7 @@ def _paired_summary(summ, method, reference, key):
     if diff_folds: raise ValueError(f"{key}: '{method}' and '{reference}' were scored on different folds in repeat(s) {diff_folds[:5]}")
     return a['auc'].sort_index().values, b['auc'].loc[sorted(a.index)].values
 
+# %% ../nbs/08_stats.ipynb #e8cf01ad
 def wilcoxon_vs_reference(results:pd.DataFrame, # tidy results (with fold) or summary AUCs (method, task, protocol, fraction, repeat, auc)
                           reference:str=REFERENCE, # the method every other one is compared with
                           alternative:str='two-sided', # 'two-sided' (paper), 'greater' (authors' code: reference > method), 'less'
@@ -546,6 +552,7 @@ def oof_scores(scores:pd.DataFrame, # rows of ONE method (and task, protocol, fr
     if 'group' in scores.columns: agg['group'] = 'first'
     return scores.groupby(c, sort=True).agg(agg).reset_index()
 
+# %% ../nbs/08_stats.ipynb #47b3012c
 def paired_oof(scores:pd.DataFrame, # per-case score table
                method:str, # method compared
                reference:str=REFERENCE, # other method
@@ -585,6 +592,7 @@ def paired_oof(scores:pd.DataFrame, # per-case score table
     elif level != 'case': raise ValueError(f"level must be 'patient' or 'case', got {level!r}")
     return df
 
+# %% ../nbs/08_stats.ipynb #47b302d5
 def delong_vs_reference(scores:pd.DataFrame, # per-case score table
                         reference:str=REFERENCE, # the method every other one is compared with
                         level:str='patient', # one score per patient ('patient') or per case ('case')
@@ -648,6 +656,7 @@ def paper_table(stats:pd.DataFrame, # output of `wilcoxon_vs_reference` (or `del
                      correction=correction[0] if len(correction) == 1 else correction)
     return tab
 
+# %% ../nbs/08_stats.ipynb #a6e101d1
 def _md_escape(s): return str(s).replace('|', '\\|')
 
 def markdown_table(tab:pd.DataFrame, # a table; bold marks from `paper_table` attrs are used when present
@@ -705,6 +714,7 @@ def mean_roc(scores:pd.DataFrame, # rows of one method/task/protocol/fraction of
     tprs = np.array(tprs); tprs[:, -1] = 1.
     return fpr_grid, tprs.mean(0), tprs.std(0, ddof=1) if len(tprs) > 1 else np.zeros(grid), np.array(aucs)
 
+# %% ../nbs/08_stats.ipynb #b8b80149
 def plot_roc(scores:pd.DataFrame, # score table restricted to one task/protocol/fraction (several methods)
              ax=None, title:str|None=None, level:str='case', how:str='mean',
              methods:Sequence[str]|None=None, palette=None):

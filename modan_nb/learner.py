@@ -26,7 +26,7 @@ from fastai.callback.schedule import * # fit_one_cycle
 from fastai.optimizer import OptimWrapper
 from fastai.data.core import DataLoaders
 from fastai.torch_core import rank_distrib, num_distrib
-from .metadata import DEFAULT_FIELDS
+from .metadata import DEFAULT_FIELDS, checked_columns
 from .models import (create_encoder, ContrastiveModel, Encoder, save_encoder, load_checkpoint_file, atomic_save,
                              atomic_write_text, HEADS)
 from .augment import crop_thetas, ViewAugment, show_views
@@ -420,11 +420,15 @@ def _patch_distributed_dl():
     DistributedDL._broadcast, DistributedDL._modan_patched = _broadcast, True
 
 # %% ../nbs/06_learner.ipynb #4cbe6b67
-def _read_table(data, root):
-    if isinstance(data, pd.DataFrame): return data, root or data.attrs.get('root')
-    p = Path(data)
-    if not p.is_file(): raise FileNotFoundError(f"metadata table {p} does not exist")
-    return pd.read_csv(p, encoding='utf-8-sig'), root or str(p.parent)
+def _checked_table(data, label_from:str, dk:dict):
+    "`data` read and checked once, at the boundary (`read_pretrain_table`); DataLoaders and a table read already pass as they are."
+    if isinstance(data, DataLoaders): return data
+    from modan_nb.data import read_pretrain_table
+    ident = _data_id(data) if isinstance(data, pd.DataFrame) else None   # a given table's identity, as given
+    label_col = None if label_from == 'pair' else dk.get('label_col', 'label')
+    df = read_pretrain_table(data, dk.get('fields', DEFAULT_FIELDS), label_col, dk.get('root'))
+    if df is not data: df.attrs['data_id'] = ident or 'file:' + df.attrs['sha256']   # what names the run (`settings_run_dir`)
+    return df
 
 def _image_side(path):
     "The smaller side of an image file in pixels (header only), or None for formats not checked here."
@@ -447,7 +451,8 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     if needs == 'label' and label_from == 'pair': needs = 'fields'
     need = ['path'] + ({'fields': list(fields), 'label': [label_col], None: []}[needs])
     hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
-    check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
+    need = [c for c in need if c not in checked_columns(df)]   # a table checked already (`read_pretrain_table`) is not checked again
+    if need: check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
     empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
     if empty.any(): raise ValueError(f"{name} row {int(empty.values.argmax())}: empty path ({int(empty.sum())} row(s) without a path)")
@@ -511,6 +516,7 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
     if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
+    data = _checked_table(data, label_from, dk)   # read and checked once, here; the floors below take it as it is
     from modan_nb.core import run_lock, holds_lock
     folder = Path(path) if path is not None else runs_dir(method)
     if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`), taken once the arguments are checked
@@ -612,9 +618,10 @@ def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
     from modan_nb.data import pretrain_dls
     dk = dict(dk); root, fields = dk.pop('root', None), dk.pop('fields', DEFAULT_FIELDS)
     label_col, data_on_device = dk.pop('label_col', 'label'), dk.pop('data_on_device', True)
-    df, root = _read_table(data, root)
-    name = f"metadata table {data}" if not isinstance(data, pd.DataFrame) else 'metadata table'
-    check_pretrain_table(df, method, bs, size, fields, label_col, root, name=name, on_bad=dk.get('on_bad', 'raise'), label_from=label_from)
+    df = _checked_table(data, label_from, dict(root=root, fields=fields, label_col=label_col))   # read already by `pretrain`: passes
+    name = f"metadata table {df.attrs.get('source', '')}".strip()
+    check_pretrain_table(df, method, bs, size, fields, label_col, df.attrs.get('root'), name=name, on_bad=dk.get('on_bad', 'raise'),
+                         label_from=label_from)
     ws = max(num_distrib(), 1) # fastai's DistributedDL gives each process whole batches: ask for bs/ws per process
     if bs % ws: raise ValueError(f"the global batch bs={bs} does not split evenly over {ws} processes")
     dls = pretrain_dls(df, size=size, bs=bs//ws, fields=fields, label_col=None if label_from == 'pair' else label_col, root=root,
@@ -627,29 +634,30 @@ def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
 # %% ../nbs/06_learner.ipynb #e8f0a7c9
 def _given(**kw): return {k: v for k, v in kw.items() if v is not None}
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def modan_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                    **kwargs)->Learner:
     "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors; any other `PretrainRecipe` field (`temperature`, `tau`, ...) is a keyword too; `export=folder` exports the encoder at the end (notebook 05b)."
     return _standalone('modan', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def simclr_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "SimCLR: NT-Xent (T = 0.1), no metadata; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
     return _standalone('simclr', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def supcon_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "Single-label SupCon with the (modality, anatomy) pair as the class; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
     return _standalone('supcon', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True)
-def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
-                label_from:str='label', **kwargs)->Learner:
-    "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`."
-    return _standalone('ce', data, recipe, dict(kwargs, label_from=label_from), **_given(epochs=epochs, lr=lr, bs=bs))
+@delegates(pretrain, keep=True, but=['device'])
+def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, bs:int|None=None,
+                label_from:str='label', # the class: the finding column ('label') or the (modality, anatomy) pair ('pair')
+                **kwargs)->Learner:
+    "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`; `lr` and every other `PretrainRecipe` field is a keyword too."
+    return _standalone('ce', data, recipe, dict(kwargs, label_from=label_from), **_given(epochs=epochs, bs=bs))
 
 # %% ../nbs/06_learner.ipynb #f3150c37
 import hashlib
@@ -658,6 +666,7 @@ _NOT_WEIGHTS = ('progress', 'data_on_device', 'num_workers', 'decode_workers') #
 def _data_id(data)->str:
     "The pretraining data's identity: its CSV's SHA-256, or the SHA-256 of the table's contents."
     from modan_nb.data import sha256_file
+    if isinstance(data, pd.DataFrame) and data.attrs.get('data_id') and checked_columns(data): return data.attrs['data_id']   # read once
     tab = data if isinstance(data, pd.DataFrame) else getattr(data, 'table', None)
     if tab is not None: return 'table:' + hashlib.sha256(tab.to_csv(index=False).encode()).hexdigest()
     p = Path(data)
@@ -681,9 +690,10 @@ def export_run(learn:Learner, folder, data=None)->Path:
 def _standalone(method, data, recipe, kwargs, **given):
     "A wrapper's run: `pretrain` in a folder named by its settings when no `path` is given; `export=folder` at the end."
     kwargs = dict(kwargs); export = kwargs.pop('export', None)
+    table = _checked_table(data, kwargs.get('label_from', 'label'), {k: v for k, v in kwargs.items() if k in DATA_OPTIONS})   # read once
     if kwargs.get('path') is None:
-        kwargs['path'] = settings_run_dir(method, data, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
-    learn = pretrain(method, data, recipe, **given, **kwargs)
+        kwargs['path'] = settings_run_dir(method, table, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
+    learn = pretrain(method, table, recipe, **given, **kwargs)
     if export is not None and kwargs.get('fit', True) and not rank_distrib(): export_run(learn, export, data)
     return learn
 
@@ -707,8 +717,8 @@ def recipe_from_file(method:str, # modan, simclr, supcon or ce
 @call_parse
 def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  data:str=None, # metadata CSV (path, modality, anatomy, label)
-                 recipe:str='paper', # paper, authors, or a YAML file of recipe fields (temperature, tau, ...) over one of them
-                 epochs:int=None, lr:float=None, bs:int=None, size:int=64,
+                 recipe:str='paper', # paper, authors, or a YAML file of recipe fields (lr, temperature, tau, ...) over one of them
+                 epochs:int=None, bs:int=None, size:int=64,
                  label_from:str='label', # ce: label (the finding column) or pair (the modality/anatomy pair)
                  path:str=None, # run folder (default data/runs/<method>-<hash of the settings>, see `settings_run_dir`)
                  resume:bool=False, # continue from the run folder's checkpoint
@@ -721,9 +731,8 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
     try: r = recipe_from_file(method, recipe)
     except ValueError as e: raise SystemExit(str(e))
     from modan_nb.core import RunLocked
-    if path is None: path = settings_run_dir(method, data, r, size=size, seed=seed, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs))
-    try: learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
-                          data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    run = dict(size=size, path=path, resume=resume, seed=seed, label_from=label_from, data_on_device=not no_data_on_device, export=export)
+    try: learn = _standalone(method, data, r, run, **_given(epochs=epochs, bs=bs))   # the table read once, the run folder named by it
     except RunLocked as e: raise SystemExit(f"modan_pretrain: {e}") from None
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")
-    if export is not None and not rank_distrib(): print(f"encoder exported to {export_run(learn, export, data)}")
+    if export is not None and not rank_distrib(): print(f"encoder exported to {Path(export)}")

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 from .core import seed_everything, default_device, runs_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
@@ -51,6 +51,7 @@ def target_index(dls, target:str)->int:
     if target not in names: raise ValueError(f"the data's batches carry the targets {list(names)}, not {target!r}")
     return names.index(target)
 
+# %% ../nbs/06_learner.ipynb #9f21cdac
 class MultiViewCallback(Callback):
     "Make `n_views` augmented views of each batch on its device; pick the method's target out of the batch."
     order = 9
@@ -117,6 +118,7 @@ PRECISIONS = ('bf16', 'fp16') # mixed precision on a GPU (a CPU run is float32)
 def _check_method(method):
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
 
+# %% ../nbs/06_learner.ipynb #bb5dbb16
 @dataclass(frozen=True)
 class PretrainRecipe:
     "How `method` pretrains an encoder: optimiser, schedule, loss, views and network (all but the data, view size and seed)."
@@ -155,41 +157,50 @@ class PretrainRecipe:
             if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'milestones', tuple(int(m) for m in self.milestones))
         object.__setattr__(self, 'crop_scale', tuple(float(c) for c in self.crop_scale))
-        bad = lambda k, why: ValueError(f"recipe {self.name!r} ({self.method}): {k}={getattr(self, k)!r}: {why}")
-        if self.opt not in ('sgd', 'adam'): raise bad('opt', "opt must be 'sgd' or 'adam'")
-        if self.schedule not in SCHEDULES: raise bad('schedule', f"choose one of {list(SCHEDULES)}")
-        for k in ('lr', 'epochs'):
-            if not isinstance(getattr(self, k), (int, float)) or isinstance(getattr(self, k), bool) or getattr(self, k) <= 0: raise bad(k, 'must be a number > 0')
-        if not isinstance(self.bs, (int, np.integer)) or self.bs < 2:
-            raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
-        if not isinstance(self.n_views, (int, np.integer)) or self.n_views < 1: raise bad('n_views', 'must be an int >= 1')
-        if self.method == 'simclr' and self.n_views < 2:   # modan/supcon keep their positives across images with one view
-            raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
-                                 "pair and the loss has nothing to pull together. Use n_views >= 2")
-        if METHODS[self.method]['contrastive'] and not (self.temperature and self.temperature > 0): raise bad('temperature', 'must be > 0')
-        if self.method == 'modan' and not (self.tau is not None and 0 < self.tau <= 1): raise bad('tau', 'must be in (0, 1]')
-        if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
-        if self.head is not None and self.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
-        if self.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
-        if self.precision not in PRECISIONS: raise bad('precision', f"choose one of {list(PRECISIONS)}")
-        if not isinstance(self.drop_last, (bool, np.bool_)): raise bad('drop_last', 'must be True or False')
-        if any(m < 0 for m in self.milestones) or not (0 < self.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
+        _check_recipe(self)   # every field checked: a bad recipe is an error naming the field
 
-    def replace(self, **kw)->PretrainRecipe:
-        "A copy with the fields `kw` changed (and checked)."
-        unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(self)})
-        if unknown: raise TypeError(f"PretrainRecipe has no field(s) {unknown}; its fields are {[f.name for f in dataclasses.fields(self)]}")
-        return dataclasses.replace(self, **kw)
+# %% ../nbs/06_learner.ipynb #ed53a66c
+def _check_recipe(r:PretrainRecipe):
+    "An error naming the field of `r` that is out of range, or a setting that would train nothing."
+    bad = lambda k, why: ValueError(f"recipe {r.name!r} ({r.method}): {k}={getattr(r, k)!r}: {why}")
+    if r.opt not in ('sgd', 'adam'): raise bad('opt', "opt must be 'sgd' or 'adam'")
+    if r.schedule not in SCHEDULES: raise bad('schedule', f"choose one of {list(SCHEDULES)}")
+    for k in ('lr', 'epochs'):
+        if not isinstance(getattr(r, k), (int, float)) or isinstance(getattr(r, k), bool) or getattr(r, k) <= 0: raise bad(k, 'must be a number > 0')
+    if not isinstance(r.bs, (int, np.integer)) or r.bs < 2:
+        raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
+    if not isinstance(r.n_views, (int, np.integer)) or r.n_views < 1: raise bad('n_views', 'must be an int >= 1')
+    if r.method == 'simclr' and r.n_views < 2:   # modan/supcon keep their positives across images with one view
+        raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
+                             "pair and the loss has nothing to pull together. Use n_views >= 2")
+    if METHODS[r.method]['contrastive'] and not (r.temperature and r.temperature > 0): raise bad('temperature', 'must be > 0')
+    if r.method == 'modan' and not (r.tau is not None and 0 < r.tau <= 1): raise bad('tau', 'must be in (0, 1]')
+    if not (0 < r.crop_scale[0] <= r.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
+    if r.head is not None and r.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
+    if r.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
+    if r.precision not in PRECISIONS: raise bad('precision', f"choose one of {list(PRECISIONS)}")
+    if not isinstance(r.drop_last, (bool, np.bool_)): raise bad('drop_last', 'must be True or False')
+    if any(m < 0 for m in r.milestones) or not (0 < r.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
 
-    def as_dict(self)->dict:
-        "Plain values (lists for tuples): what a checkpoint records and a resumed run compares."
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+# %% ../nbs/06_learner.ipynb #ee5c3278
+@patch
+def replace(self:PretrainRecipe, **kw)->PretrainRecipe:
+    "A copy with the fields `kw` changed (and checked)."
+    unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(self)})
+    if unknown: raise TypeError(f"PretrainRecipe has no field(s) {unknown}; its fields are {[f.name for f in dataclasses.fields(self)]}")
+    return dataclasses.replace(self, **kw)
 
-    @classmethod
-    def paper(cls, method:str): return paper_recipe(method)
-    @classmethod
-    def authors(cls, method:str): return authors_recipe(method)
+@patch
+def as_dict(self:PretrainRecipe)->dict:
+    "Plain values (lists for tuples): what a checkpoint records and a resumed run compares."
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+@patch(cls_method=True)
+def paper(cls:PretrainRecipe, method:str): return paper_recipe(method)
+@patch(cls_method=True)
+def authors(cls:PretrainRecipe, method:str): return authors_recipe(method)
+
+# %% ../nbs/06_learner.ipynb #64e101bc
 def paper_recipe(method:str)->PretrainRecipe:
     "The paper's text for `method` (modan_nb's default)."
     _check_method(method)
@@ -213,6 +224,7 @@ def authors_recipe(method:str)->PretrainRecipe:
 
 RECIPES = {'paper': paper_recipe, 'authors': authors_recipe}
 
+# %% ../nbs/06_learner.ipynb #0909fbc6
 def get_recipe(method:str, recipe:PretrainRecipe|str|None=None, **overrides)->PretrainRecipe:
     "`recipe` ('paper', 'authors', a `PretrainRecipe`; None: 'paper') for `method`, with `overrides` applied (None: keep, see `NULLABLE`)."
     _check_method(method)
@@ -227,6 +239,7 @@ def get_recipe(method:str, recipe:PretrainRecipe|str|None=None, **overrides)->Pr
 
 NULLABLE = ('weights', 'head', 'temperature', 'tau')
 
+# %% ../nbs/06_learner.ipynb #f52807e4
 def make_loss(method:str, temperature:float|None=None, tau:float|None=None, n_views:int=2)->nn.Module:
     "The loss of `method` as the learner calls it: `loss(pred, y)` (temperature and tau default to the paper's)."
     from modan_nb.losses import JaccardSupConLoss, SupConLoss, NTXentLoss
@@ -250,6 +263,7 @@ def make_opt_func(opt:str, mom:float, wd:float):
     if opt == 'adam': return partial(OptimWrapper, opt=partial(torch.optim.Adam, weight_decay=wd))
     raise ValueError(f"opt must be 'sgd' or 'adam', got {opt!r}")
 
+# %% ../nbs/06_learner.ipynb #70b0a0ff
 def lr_schedule(recipe:PretrainRecipe):
     "The learning rate as a function of the training position in [0, 1] (fastai's `pct_train`), for 'step' and 'cosine_epoch'."
     lr, E = recipe.lr, recipe.epochs
@@ -298,6 +312,7 @@ def _py(o):
 
 def _tuplify(o): return tuple(_tuplify(x) for x in o) if isinstance(o, (list, tuple)) else o
 
+# %% ../nbs/06_learner.ipynb #ff90d68d
 class ResumableCheckpoint(Callback):
     "Save model, optimiser, counters, losses and random states to `fname` after every epoch; count optimiser steps."
     order = 65 # after the Recorder and CSVLogger have logged the epoch
@@ -307,14 +322,6 @@ class ResumableCheckpoint(Callback):
         store_attr(); self.steps_done, self.start_epoch, self.epochs_done, self.skipping = 0, 0, 0, False
     @property
     def file(self): return Path(self.learn.path)/self.fname
-    def before_fit(self):
-        r = getattr(self, '_recorded', None)
-        if r is None: return
-        self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
-        self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
-        if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
-            self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
-        self._recorded = None
     def after_step(self): self.steps_done += 1
     def before_epoch(self):
         # fastai still calls `after_epoch` for the epochs `start_epoch` skips: keep them out of the log and the Recorder
@@ -339,25 +346,39 @@ class ResumableCheckpoint(Callback):
         atomic_save(ck, self.file)
     def after_fit(self): self.learn.n_steps = self.steps_done
 
-    def restore(self, learn:Learner)->int:
-        "Load the checkpoint into `learn`; return the epoch to start from."
-        fix = f"delete {self.file} (only this file) to redo this pretraining from its start"
-        ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
-        if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
-            raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
-        check_same_data(ck.get('data'), self.data, self.file)
-        check_same_settings(ck.get('info', {}), self.info or {}, self.file)
-        try: _unwrap(learn.model).load_state_dict(ck['model'])
-        except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
-        learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
-        _set_rng_states(ck['rng'], learn.dls)
-        self._recorded = r = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it), and now for a finished run
-        learn.recorder.losses, learn.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
-        learn.recorder.iters, learn.recorder.values = list(r['iters']), [list(v) for v in r['values']]
-        self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
-        self.epochs_done = self.start_epoch
-        return self.start_epoch
+# %% ../nbs/06_learner.ipynb #3caa03f3
+@patch
+def before_fit(self:ResumableCheckpoint):
+    "Put the recorded losses and values back into the Recorder (which fastai empties when a fit starts)."
+    r = getattr(self, '_recorded', None)
+    if r is None: return
+    self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
+    self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+    if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
+    self._recorded = None
 
+@patch
+def restore(self:ResumableCheckpoint, learn:Learner)->int:
+    "Load the checkpoint into `learn`; return the epoch to start from."
+    fix = f"delete {self.file} (only this file) to redo this pretraining from its start"
+    ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
+    if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
+        raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
+    check_same_data(ck.get('data'), self.data, self.file)
+    check_same_settings(ck.get('info', {}), self.info or {}, self.file)
+    try: _unwrap(learn.model).load_state_dict(ck['model'])
+    except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
+    learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
+    _set_rng_states(ck['rng'], learn.dls)
+    self._recorded = r = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it), and now for a finished run
+    learn.recorder.losses, learn.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
+    learn.recorder.iters, learn.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+    self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
+    self.epochs_done = self.start_epoch
+    return self.start_epoch
+
+# %% ../nbs/06_learner.ipynb #65585986
 def check_same_settings(saved:dict, now:dict, file)->None:
     "Refuse to resume `file` when a setting that changes the result differs; the message names every difference."
     plain = lambda v: [plain(o) for o in v] if isinstance(v, (list, tuple)) else v
@@ -385,6 +406,7 @@ def check_same_data(saved:dict|None, now:dict|None, file)->None:
                      f"({len(saved['images'])} images) there, {now['sha256']} ({len(now['images'])} images) now; {what}. "
                      "Resume on the same table, or start a new run (resume=False, or another path)")
 
+# %% ../nbs/06_learner.ipynb #dc15ec27
 def repair_history(file:Path, n_epochs:int)->None:
     "Keep the header and the first `n_epochs` complete rows of a CSV log (a kill can leave a cut row or one epoch too many)."
     if not file.is_file(): return
@@ -430,6 +452,7 @@ def _checked_table(data, label_from:str, dk:dict):
     if df is not data: df.attrs['data_id'] = ident or 'file:' + df.attrs['sha256']   # what names the run (`settings_run_dir`)
     return df
 
+# %% ../nbs/06_learner.ipynb #1674e660
 def _image_side(path):
     "The smaller side of an image file in pixels (header only), or None for formats not checked here."
     p = Path(path); ext = p.suffix.lower()
@@ -438,6 +461,22 @@ def _image_side(path):
     from PIL import Image
     with Image.open(p) as im: return min(im.size)
 
+def _check_images(df, root, size:int, n_check:int, name:str, on_bad:str):
+    "A sample of `n_check` of the table's images: each must exist, read, and be at least `size` px on its smaller side."
+    rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
+    for p in rows['path']:
+        f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
+        if not f.is_file():
+            if on_bad == 'skip': continue
+            raise FileNotFoundError(f"{name}: image {f} does not exist (on_bad='skip' leaves missing and unreadable images out)")
+        try: side = _image_side(f)
+        except Exception as e:
+            if on_bad == 'skip': continue
+            raise ValueError(f"{name}: image {f} cannot be read ({type(e).__name__}: {e}); on_bad='skip' leaves unreadable images out") from None
+        if side is not None and side < size:
+            raise ValueError(f"size={size} is larger than the images: {f} is only {side} px on its smaller side; use size <= {side}")
+
+# %% ../nbs/06_learner.ipynb #444bad91
 LABEL_FROM = ('label', 'pair')
 
 def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=DEFAULT_FIELDS, label_col='label',
@@ -456,18 +495,7 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
     empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
     if empty.any(): raise ValueError(f"{name} row {int(empty.values.argmax())}: empty path ({int(empty.sum())} row(s) without a path)")
-    rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
-    for p in rows['path']:
-        f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
-        if not f.is_file():
-            if on_bad == 'skip': continue
-            raise FileNotFoundError(f"{name}: image {f} does not exist (on_bad='skip' leaves missing and unreadable images out)")
-        try: side = _image_side(f)
-        except Exception as e:
-            if on_bad == 'skip': continue
-            raise ValueError(f"{name}: image {f} cannot be read ({type(e).__name__}: {e}); on_bad='skip' leaves unreadable images out") from None
-        if side is not None and side < size:
-            raise ValueError(f"size={size} is larger than the images: {f} is only {side} px on its smaller side; use size <= {side}")
+    _check_images(df, root, size, n_check, name, on_bad)
 
 def _check_bs(bs):
     if not isinstance(bs, (int, np.integer)) or bs < 2:
@@ -497,6 +525,51 @@ def _split_kwargs(kwargs):
     pick = lambda names: {k: v for k, v in kwargs.items() if k in names}
     return pick(RECIPE_FIELDS), pick(DATA_OPTIONS), pick(RUN_OPTIONS)
 
+# %% ../nbs/06_learner.ipynb #ce615ccf
+def _pretrain_model(method, r:PretrainRecipe, dls, dk:dict, label_from:str)->tuple:
+    "The model to pretrain, an encoder with a projection head (or a linear classifier for `ce`), and the class `ce` learns."
+    encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
+    if method != 'ce': return ContrastiveModel(encoder, r.head), None
+    voc = getattr(dls, 'label_vocab', None)
+    if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
+    if len(voc) < 2: raise ValueError(f"ce pretraining needs at least 2 classes, the data have one ({voc[0]!r}): the cross-entropy "
+                                      "would be 0 at every step and nothing would be learnt")
+    flds = list(getattr(getattr(dls, 'meta_encoder', None), 'fields', dk.get('fields', DEFAULT_FIELDS)))
+    return LinearClassifier(encoder, len(voc)), '/'.join(flds) + ('' if label_from == 'pair' else '/' + dk.get('label_col', 'label'))
+
+def _view_maker(r:PretrainRecipe, size:int, run:dict)->nn.Module:
+    "The run's `aug` (a module, or `ViewAugment`'s keywords), else the recipe's views (`make_augment`)."
+    aug = run.get('aug')
+    if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
+    return aug if aug is not None else make_augment(r, size)
+
+def _run_folder(path:Path)->Path:
+    "The run folder, made; a kill mid-write left its temporary file there (the real one is intact): removed."
+    path.mkdir(parents=True, exist_ok=True)
+    if not rank_distrib(): remove_stale_temp_files(path)
+    return path
+
+# %% ../nbs/06_learner.ipynb #dc1d6497
+def _pretrain_callbacks(method, r:PretrainRecipe, aug, ckpt, resume:bool, run:dict, cbs, cuda:bool)->list:
+    "Views, checkpoint, zero-loss guard, CSV log, no validation (unless `validate`), the caller's `cbs`, mixed precision on CUDA."
+    channels_last = cuda if run.get('channels_last') is None else run['channels_last']
+    out = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
+           ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
+    mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
+    if mp: out.append(MixedPrecision(amp_mode='bf16' if r.precision == 'bf16' and cuda and torch.cuda.is_bf16_supported() else 'fp16'))
+    return out
+
+def _restore(learn:Learner, ckpt, path:Path, resume:bool, seed:int)->int:
+    "Resume from the run folder's checkpoint when asked and there is one: the epoch to start from (0: from the start)."
+    rank, start = rank_distrib(), 0
+    if resume and ckpt.file.is_file():
+        start = ckpt.restore(learn)
+        if not rank: repair_history(path/'history.csv', start)
+        if rank: torch.manual_seed(seed + 7919*rank + 104729*start)
+    elif not rank and (path/'history.csv').is_file() and resume: (path/'history.csv').unlink() # no checkpoint: a fresh start
+    return start
+
+# %% ../nbs/06_learner.ipynb #44a2c920
 def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
              data, # `pretrain_dls` DataLoaders, or a metadata table (DataFrame or CSV path)
              recipe:PretrainRecipe|str|None=None, # 'paper' (default), 'authors', or a `PretrainRecipe`
@@ -519,60 +592,37 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     data = _checked_table(data, label_from, dk)   # read and checked once, here; the floors below take it as it is
     from modan_nb.core import run_lock, holds_lock
     folder = Path(path) if path is not None else runs_dir(method)
-    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`), taken once the arguments are checked
-        with run_lock(folder, 'pretraining'):
-            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
-                            cbs=cbs, fit=fit, **kwargs)
+    lock = fit and not rank_distrib() and not holds_lock(folder)   # one run per folder for the fit's life (`core.run_lock`)
+    with (run_lock(folder, 'pretraining') if lock else nullcontext()):
+        return _pretrain(method, data, r, size, folder, resume, seed, device, label_from, cbs, fit, dk, run)
+
+# %% ../nbs/06_learner.ipynb #910c7eb9
+def _pretrain(method, data, r, size, path, resume, seed, device, label_from, cbs, fit, dk, run)->Learner:
+    "`pretrain`'s run, its arguments checked and its folder locked: data, model, learner, resume, fit, the encoder saved."
     dev = default_device(device); cuda = dev.type == 'cuda'
-    progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)
     if not isinstance(data, DataLoaders) and not r.drop_last: dk = dict(dk, drop_last=False)   # DataLoaders given keep their own
     dls = _make_dls(data, method, r.bs, size, label_from, dev, seed, dk)
-    encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
-    ce_class = None
-    if method == 'ce':
-        voc = getattr(dls, 'label_vocab', None)
-        if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
-        if len(voc) < 2: raise ValueError(f"ce pretraining needs at least 2 classes, the data have one ({voc[0]!r}): the cross-entropy "
-                                          "would be 0 at every step and nothing would be learnt")
-        model = LinearClassifier(encoder, len(voc))
-        flds = list(getattr(getattr(dls, 'meta_encoder', None), 'fields', dk.get('fields', DEFAULT_FIELDS)))
-        ce_class = '/'.join(flds) + ('' if label_from == 'pair' else '/' + dk.get('label_col', 'label'))
-    else: model = ContrastiveModel(encoder, r.head)
+    model, ce_class = _pretrain_model(method, r, dls, dk, label_from)
     rank = rank_distrib()
     if rank: torch.manual_seed(seed + 7919*rank) # every process its own views (the model was built alike everywhere)
-    loss = make_loss(method, r.temperature, r.tau, r.n_views)
-    aug = run.get('aug')
-    if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
-    aug = aug if aug is not None else make_augment(r, size)
-    path = Path(path) if path is not None else runs_dir(method)
-    path.mkdir(parents=True, exist_ok=True)
-    if not rank: remove_stale_temp_files(path) # a kill mid-write leaves its temporary file; the real one is intact
-    channels_last = cuda if run.get('channels_last') is None else run['channels_last']
-    info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class)
-    if run.get('aug') is not None: info['aug'] = repr(aug)
+    aug, path = _view_maker(r, size, run), _run_folder(path)
+    info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class, **({'aug': repr(aug)} if run.get('aug') is not None else {}))
     ckpt = ResumableCheckpoint('checkpoint.pth', info, data_identity(dls))
-    all_cbs = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
-               ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
-    mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
-    if mp: all_cbs.append(MixedPrecision(amp_mode='bf16' if r.precision == 'bf16' and cuda and torch.cuda.is_bf16_supported() else 'fp16'))
-    learn = Learner(dls, model.to(dev), loss_func=loss, opt_func=make_opt_func(r.opt, r.mom, r.wd), lr=r.lr, path=path,
-                    model_dir='.', cbs=all_cbs)
-    if channels_last: learn.model.to(memory_format=torch.channels_last)
+    learn = Learner(dls, model.to(dev), loss_func=make_loss(method, r.temperature, r.tau, r.n_views), opt_func=make_opt_func(r.opt, r.mom, r.wd),
+                    lr=r.lr, path=path, model_dir='.', cbs=_pretrain_callbacks(method, r, aug, ckpt, resume, run, cbs, cuda))
+    if (cuda if run.get('channels_last') is None else run['channels_last']): learn.model.to(memory_format=torch.channels_last)
     learn.pretrain_info, learn.checkpoint, learn.recipe = dict(info, method=method), ckpt, r
     learn.bad_files = list(getattr(dls, 'bad_files', []) or [])
-    start = 0
-    if resume and ckpt.file.is_file():
-        start = ckpt.restore(learn)
-        if not rank: repair_history(path/'history.csv', start)
-        if rank: torch.manual_seed(seed + 7919*rank + 104729*start)
-    elif not rank and (path/'history.csv').is_file() and resume: (path/'history.csv').unlink() # no checkpoint: a fresh start
+    start = _restore(learn, ckpt, path, resume, seed)
     learn.n_steps = ckpt.steps_done # optimiser steps so far (kept up to date by the checkpoint callback)
+    progress = (not IN_TEST) if run.get('progress') is None else run['progress']
     if not progress: learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))); learn.logger = lambda *a, **k: None
     if fit and start < r.epochs: _fit(learn, r, start)
     if fit and not rank and ckpt.epochs_done >= r.epochs: _save_encoder_if_needed(learn, path/'encoder.pth', trained=start < r.epochs)
     return learn
 
+# %% ../nbs/06_learner.ipynb #a42308e4
 def _pid_alive(pid):
     try: os.kill(pid, 0); return True
     except ProcessLookupError: return False
@@ -605,6 +655,7 @@ def _fit(learn, r, start):
         elif r.schedule == 'constant': learn.fit(r.epochs, r.lr, start_epoch=start)
         else: learn.fit(r.epochs, r.lr, cbs=ParamScheduler({'lr': lr_schedule(r)}), start_epoch=start)
 
+# %% ../nbs/06_learner.ipynb #07de1eb4
 def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
     if isinstance(data, DataLoaders):
         if dk: raise TypeError(f"the data options {sorted(dk)} are for a table; these DataLoaders are already built")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from .core import default_device, shared_data_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
@@ -75,6 +75,7 @@ def _dicom_to_uint8(path:Path)->np.ndarray:
     if getattr(ds, 'PhotometricInterpretation', '') == 'MONOCHROME1': x = 255 - x
     return x
 
+# %% ../nbs/03_data.ipynb #5204f088
 def _pil_to_uint8(path:Path)->np.ndarray:
     with Image.open(path) as im:
         im.load()   # decodes now: a truncated file fails here
@@ -92,6 +93,7 @@ def _pil_to_uint8(path:Path)->np.ndarray:
                                     "flatten the image onto the background it is meant to be seen on, then read it")
         return np.asarray(im.convert('L')).copy()   # RGB, opaque RGBA, P, LA, CMYK, 1: luminance
 
+# %% ../nbs/03_data.ipynb #4c01e221
 _NPZ_CACHE = {}
 def _npz_array(ref:str)->np.ndarray:
     "The array a `file.npz::split/i` reference points to; `i` must be an index 0..n-1 (no negative indices)."
@@ -114,6 +116,7 @@ def _npz_image(ref:str)->np.ndarray:
     if a.ndim == 3: a = _luminance(a)
     return a.astype(np.uint8) if a.dtype == np.uint8 else (np.round(a).astype(np.uint8) if a.max() <= 255 and a.min() >= 0 else _minmax_uint8(a))
 
+# %% ../nbs/03_data.ipynb #8ee59b01
 def load_image(path:str|Path, # an image file (PNG/JPEG/BMP/TIFF/DICOM) or a `file.npz::split/i` reference
               )->np.ndarray:
     "Read one image as a grayscale uint8 array (H, W): RGB to luminance, DICOM rescaled and windowed."
@@ -165,6 +168,7 @@ def volume_shape(path:str|Path)->tuple:
     _check_volume_shape(p, shape, dtype)
     return tuple(shape)
 
+# %% ../nbs/03_data.ipynb #48a6f0e6
 RESIZE_METHODS = ('squash', 'crop', 'pad')
 
 def resize_image(img:np.ndarray, # uint8 (H, W)
@@ -301,6 +305,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         self.ys = [y.to(device) for y in self.ys]
         return self
 
+# %% ../nbs/03_data.ipynb #aa5f2982
 class TensorImageDL(DataLoader):
     "A fastai DataLoader over a `PretrainDataset`: seeded shuffling, batches by indexing when the set is in memory."
     def __init__(self, dataset:PretrainDataset, bs:int=64, shuffle:bool=False, drop_last:bool=False, device=None,
@@ -334,23 +339,27 @@ class TensorImageDL(DataLoader):
             if len(b) < self.bs and self.drop_last: return
             yield ds.batch(torch.as_tensor(b, dtype=torch.long))
 
-    def one_batch(self):
-        "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
-        state = self.gen.get_state()
-        try: return super().one_batch()
-        finally: self.gen.set_state(state)
+# %% ../nbs/03_data.ipynb #06d3b119
+@patch
+def one_batch(self:TensorImageDL):
+    "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
+    state = self.gen.get_state()
+    try: return DataLoader.one_batch(self)   # fastai's, without moving the generator on
+    finally: self.gen.set_state(state)
 
-    def to(self, device):
-        self.device = device
-        if self.store_on_device and isinstance(self.dataset, PretrainDataset): self.dataset.to(device)
-        return self
+@patch
+def to(self:TensorImageDL, device):
+    self.device = device
+    if self.store_on_device and isinstance(self.dataset, PretrainDataset): self.dataset.to(device)
+    return self
 
-    def show_batch(self, b=None, max_n:int=16, ncols:int=8, figsize=None, **kwargs):
-        "Show the first `max_n` images of a batch titled with their class (`label_vocab`) when known."
-        b = self.one_batch() if b is None else b
-        vocab = getattr(self, 'label_vocab', None)
-        titles = [vocab[int(i)] for i in b[3][:max_n]] if vocab is not None and len(b) > 3 else None
-        return show_images(b[0][:max_n], titles, ncols=ncols, figsize=figsize, **kwargs)
+@patch
+def show_batch(self:TensorImageDL, b=None, max_n:int=16, ncols:int=8, figsize=None, **kwargs):
+    "Show the first `max_n` images of a batch titled with their class (`label_vocab`) when known."
+    b = self.one_batch() if b is None else b
+    vocab = getattr(self, 'label_vocab', None)
+    titles = [vocab[int(i)] for i in b[3][:max_n]] if vocab is not None and len(b) > 3 else None
+    return show_images(b[0][:max_n], titles, ncols=ncols, figsize=figsize, **kwargs)
 
 # %% ../nbs/03_data.ipynb #2e927fe0
 @dataclass
@@ -478,6 +487,27 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
+def _blank_or_unreadable(f:Path)->str|None:
+    "Why an image cannot be drawn ('blank': all pixels equal, or 'unreadable: ...'), or None."
+    try: a = load_image(f)
+    except BadImageError as e: return f'unreadable: {e}'
+    return 'blank' if a.min() == a.max() else None
+
+def _draw_folder(root:Path, folder:str, g:pd.DataFrame, per_class:int, seed:int, seen:dict, check_blank:bool)->tuple:
+    "Up to `per_class` files of one label folder in its own seeded order: (rows, dropped); a duplicate of `seen` (updated) is dropped."
+    rng = np.random.default_rng([seed, zlib.crc32(folder.encode())])
+    rows, dropped = [], []
+    for i in rng.permutation(len(g)):
+        if len(rows) >= per_class: break
+        r = g.iloc[i]; digest = sha256_file(root/r.path)
+        if digest in seen: dropped.append(dict(path=r.path, reason='duplicate', duplicate_of=seen[digest], sha256=digest)); continue
+        why = _blank_or_unreadable(root/r.path) if check_blank else None
+        if why: dropped.append(dict(path=r.path, reason=why, duplicate_of='', sha256=digest)); continue
+        seen[digest] = r.path
+        rows.append(dict(path=r.path, modality=r.modality, anatomy=r.anatomy, label=r.label, sha256=digest))
+    return rows, dropped
+
+# %% ../nbs/03_data.ipynb #081a789b
 def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/file (e.g. radiology_ai/)
                  per_class:int=100, # images per label folder (all of smaller folders)
                  seed:int=0, # the draw's seed
@@ -489,23 +519,10 @@ def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/f
     if not root.is_dir(): raise FileNotFoundError(f"RadImageNet folder {root} does not exist")
     meta = metadata_from_paths(root)
     meta['folder'] = [str(Path(p).parent) for p in meta.path]
-    seen, rows, dropped = {}, [], []
+    seen, rows, dropped = {}, [], []   # seen: SHA-256 -> the path drawn with it, across folders
     for folder, g in sorted(meta.groupby('folder'), key=lambda kv: kv[0]):
-        g = g.sort_values('path')
-        rng = np.random.default_rng([seed, zlib.crc32(folder.encode())])
-        taken = 0
-        for i in rng.permutation(len(g)):
-            if taken >= per_class: break
-            r = g.iloc[i]
-            f = root/r.path
-            digest = sha256_file(f)
-            if digest in seen: dropped.append(dict(path=r.path, reason='duplicate', duplicate_of=seen[digest], sha256=digest)); continue
-            if check_blank:
-                try: a = load_image(f)
-                except BadImageError as e: dropped.append(dict(path=r.path, reason=f'unreadable: {e}', duplicate_of='', sha256=digest)); continue
-                if a.min() == a.max(): dropped.append(dict(path=r.path, reason='blank', duplicate_of='', sha256=digest)); continue
-            seen[digest] = r.path; taken += 1
-            rows.append(dict(path=r.path, modality=r.modality, anatomy=r.anatomy, label=r.label, sha256=digest))
+        r, d = _draw_folder(root, folder, g.sort_values('path'), per_class, seed, seen, check_blank)
+        rows += r; dropped += d
     df = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy', 'label', 'sha256'])
     drop = pd.DataFrame(dropped, columns=['path', 'reason', 'duplicate_of', 'sha256'])
     df.attrs.update(root=str(root), dropped=drop.to_dict('records')) # plain records: pandas compares attrs when it combines frames

@@ -13,19 +13,21 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from .core import default_device, shared_data_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import to_device
 from .plotting import show_images
 from .metadata import (DEFAULT_FIELDS, IMAGE_EXTS, MetadataEncoder, read_metadata_csv, normalize_value,
-                               metadata_from_paths, check_values, _split_values)
+                               metadata_from_paths, check_values, _split_values, mark_checked, is_checked,
+                               checked_columns)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'STORE_FIELDS', 'TABLE_OPTIONS', 'BadImageError', 'load_image', 'load_volume', 'volume_shape',
-           'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table', 'PretrainDataset',
-           'TensorImageDL', 'ImageStore', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file', 'make_minirin']
+__all__ = ['RESIZE_METHODS', 'STORE_FIELDS', 'TABLE_OPTIONS', 'LOADER_OPTIONS', 'BadImageError', 'load_image', 'load_volume',
+           'volume_shape', 'resize_image', 'load_resized', 'resolve_paths', 'decode_images', 'read_pretrain_table',
+           'PretrainDataset', 'TensorImageDL', 'ImageStore', 'pretrain_dls', 'show_pretrain_batch', 'sha256_file',
+           'make_minirin']
 
 # %% ../nbs/03_data.ipynb #1ca7273b
 class BadImageError(ValueError):
@@ -73,6 +75,7 @@ def _dicom_to_uint8(path:Path)->np.ndarray:
     if getattr(ds, 'PhotometricInterpretation', '') == 'MONOCHROME1': x = 255 - x
     return x
 
+# %% ../nbs/03_data.ipynb #5204f088
 def _pil_to_uint8(path:Path)->np.ndarray:
     with Image.open(path) as im:
         im.load()   # decodes now: a truncated file fails here
@@ -90,6 +93,7 @@ def _pil_to_uint8(path:Path)->np.ndarray:
                                     "flatten the image onto the background it is meant to be seen on, then read it")
         return np.asarray(im.convert('L')).copy()   # RGB, opaque RGBA, P, LA, CMYK, 1: luminance
 
+# %% ../nbs/03_data.ipynb #4c01e221
 _NPZ_CACHE = {}
 def _npz_array(ref:str)->np.ndarray:
     "The array a `file.npz::split/i` reference points to; `i` must be an index 0..n-1 (no negative indices)."
@@ -112,6 +116,7 @@ def _npz_image(ref:str)->np.ndarray:
     if a.ndim == 3: a = _luminance(a)
     return a.astype(np.uint8) if a.dtype == np.uint8 else (np.round(a).astype(np.uint8) if a.max() <= 255 and a.min() >= 0 else _minmax_uint8(a))
 
+# %% ../nbs/03_data.ipynb #8ee59b01
 def load_image(path:str|Path, # an image file (PNG/JPEG/BMP/TIFF/DICOM) or a `file.npz::split/i` reference
               )->np.ndarray:
     "Read one image as a grayscale uint8 array (H, W): RGB to luminance, DICOM rescaled and windowed."
@@ -163,6 +168,7 @@ def volume_shape(path:str|Path)->tuple:
     _check_volume_shape(p, shape, dtype)
     return tuple(shape)
 
+# %% ../nbs/03_data.ipynb #48a6f0e6
 RESIZE_METHODS = ('squash', 'crop', 'pad')
 
 def resize_image(img:np.ndarray, # uint8 (H, W)
@@ -229,10 +235,23 @@ def decode_images(files:Sequence[str], # image files (absolute paths or npz refe
 
 # %% ../nbs/03_data.ipynb #349e8a8e
 def _normalize_fields(df, fields, what):
-    check_columns(df, fields, what=what)
     for f in fields: df[f] = ['|'.join(_split_values(f, v, '|', f"{what} row {i}")) for i, v in enumerate(df[f])]
     return df
 
+def _already_read(table, fields, label_col, root, path_col, mapping, new_values)->bool:
+    "Is `table` one that `read_pretrain_table` made with these options, unchanged since? Then it is not read or checked again."
+    m = getattr(table, 'attrs', {}).get('checked', {}) if isinstance(table, pd.DataFrame) else {}
+    same = m.get('pretrain_table') and (m.get('label_col'), m.get('path_col')) == (label_col, path_col)
+    same = same and (root is None or str(root) == m.get('root')) and not mapping and {'file', 'pair', 'class'} <= set(table.columns)
+    return bool(same) and is_checked(table, [path_col, *fields], new_values)
+
+def _read_or_check(table, fields, path_col, mapping, new_values):
+    "Read a CSV (`read_metadata_csv`), or check a DataFrame: each column and value once."
+    if isinstance(table, (str, Path)): return read_metadata_csv(table, fields, path_col, mapping=mapping, new_values=new_values)
+    check_columns(table, [path_col], what='table')   # and `check_values` the fields
+    return _normalize_fields(check_values(table, fields, '|', mapping, new_values), fields, 'table')
+
+# %% ../nbs/03_data.ipynb #f7f72bd6
 def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame with `path_col` and the `fields`
                         fields:Sequence[str]=DEFAULT_FIELDS, # metadata columns encoded as multi-hot
                         label_col:str|None='label', # finding column (third level); absent: the pair is the class
@@ -241,16 +260,11 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
                         mapping:dict|None=None, # {field: {raw value: value}} for almost-known values ('Ultrasoud'), see `check_values`
                         new_values:str='error', # an almost-known value: 'error' (value -> suggestion) or 'accept' it as new
                        )->pd.DataFrame:
-    "A checked copy of the pretraining table with absolute `file` paths and `pair` / `class` names."
-    if isinstance(table, (str, Path)):
-        df = read_metadata_csv(table, fields, path_col, mapping=mapping, new_values=new_values)
-        root = root if root is not None else Path(table).parent
-        what = f"table {table}"
-    else:
-        df = _normalize_fields(check_values(table, fields, '|', mapping, new_values), fields, 'table')
-        check_columns(df, [path_col], what='table')
-        root = root if root is not None else table.attrs.get('root')
-        what = 'table'
+    "A checked copy of the pretraining table with absolute `file` paths and `pair` / `class` names (a table it made passes as it is)."
+    if _already_read(table, fields, label_col, root, path_col, mapping, new_values): return table
+    df = _read_or_check(table, fields, path_col, mapping, new_values)
+    what = f"table {table}" if isinstance(table, (str, Path)) else 'table'
+    if root is None: root = Path(table).parent if isinstance(table, (str, Path)) else table.attrs.get('root')
     if len(df) == 0: raise ValueError(f"{what} has no rows")
     df = df.reset_index(drop=True)
     try: df['file'] = resolve_paths(df[path_col], root)
@@ -266,7 +280,8 @@ def read_pretrain_table(table:str|Path|pd.DataFrame, # a CSV path or a DataFrame
         f = same[same > 1].index[0]; rows = df.index[df['file'] == f].tolist()
         raise ValueError(f"{what}: image {f} is listed in rows {rows} with conflicting metadata {sorted(df.loc[rows, 'class'].unique())}")
     df.attrs['root'] = None if root is None else str(root)
-    return df
+    cols = [path_col, *fields] + ([label_col] if label_col in df.columns else [])
+    return mark_checked(df, cols, new_values, pretrain_table=True, label_col=label_col, path_col=path_col, root=df.attrs['root'])
 
 # %% ../nbs/03_data.ipynb #42886c60
 class PretrainDataset(torch.utils.data.Dataset):
@@ -290,6 +305,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         self.ys = [y.to(device) for y in self.ys]
         return self
 
+# %% ../nbs/03_data.ipynb #aa5f2982
 class TensorImageDL(DataLoader):
     "A fastai DataLoader over a `PretrainDataset`: seeded shuffling, batches by indexing when the set is in memory."
     def __init__(self, dataset:PretrainDataset, bs:int=64, shuffle:bool=False, drop_last:bool=False, device=None,
@@ -323,23 +339,27 @@ class TensorImageDL(DataLoader):
             if len(b) < self.bs and self.drop_last: return
             yield ds.batch(torch.as_tensor(b, dtype=torch.long))
 
-    def one_batch(self):
-        "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
-        state = self.gen.get_state()
-        try: return super().one_batch()
-        finally: self.gen.set_state(state)
+# %% ../nbs/03_data.ipynb #06d3b119
+@patch
+def one_batch(self:TensorImageDL):
+    "The first batch of an epoch, without advancing the shuffling generator (training order is unchanged)."
+    state = self.gen.get_state()
+    try: return DataLoader.one_batch(self)   # fastai's, without moving the generator on
+    finally: self.gen.set_state(state)
 
-    def to(self, device):
-        self.device = device
-        if self.store_on_device and isinstance(self.dataset, PretrainDataset): self.dataset.to(device)
-        return self
+@patch
+def to(self:TensorImageDL, device):
+    self.device = device
+    if self.store_on_device and isinstance(self.dataset, PretrainDataset): self.dataset.to(device)
+    return self
 
-    def show_batch(self, b=None, max_n:int=16, ncols:int=8, figsize=None, **kwargs):
-        "Show the first `max_n` images of a batch titled with their class (`label_vocab`) when known."
-        b = self.one_batch() if b is None else b
-        vocab = getattr(self, 'label_vocab', None)
-        titles = [vocab[int(i)] for i in b[3][:max_n]] if vocab is not None and len(b) > 3 else None
-        return show_images(b[0][:max_n], titles, ncols=ncols, figsize=figsize, **kwargs)
+@patch
+def show_batch(self:TensorImageDL, b=None, max_n:int=16, ncols:int=8, figsize=None, **kwargs):
+    "Show the first `max_n` images of a batch titled with their class (`label_vocab`) when known."
+    b = self.one_batch() if b is None else b
+    vocab = getattr(self, 'label_vocab', None)
+    titles = [vocab[int(i)] for i in b[3][:max_n]] if vocab is not None and len(b) > 3 else None
+    return show_images(b[0][:max_n], titles, ncols=ncols, figsize=figsize, **kwargs)
 
 # %% ../nbs/03_data.ipynb #2e927fe0
 @dataclass
@@ -360,16 +380,68 @@ class ImageStore:
 
 STORE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageStore))
 TABLE_OPTIONS = ('mapping', 'new_values') # passed on to `read_pretrain_table`
+LOADER_OPTIONS = ('drop_last',) # the training loader's: drop the last partial batch of each epoch (default True; False: keep it, the authors')
 
-def _store_and_table_options(store, kwargs):
-    unknown = sorted(set(kwargs) - set(STORE_FIELDS) - set(TABLE_OPTIONS))
+def _pretrain_options(store, kwargs)->tuple:
+    "`pretrain_dls`'s keywords sorted: (the `ImageStore`, `read_pretrain_table`'s options, the loader's options)."
+    unknown = sorted(set(kwargs) - set(STORE_FIELDS) - set(TABLE_OPTIONS) - set(LOADER_OPTIONS))
     if unknown: raise TypeError(f"pretrain_dls got unexpected keyword(s) {unknown}; it takes the `ImageStore` fields "
-                                f"{list(STORE_FIELDS)} and `read_pretrain_table`'s {list(TABLE_OPTIONS)}")
+                                f"{list(STORE_FIELDS)}, `read_pretrain_table`'s {list(TABLE_OPTIONS)} and {list(LOADER_OPTIONS)}")
     given = {k: kwargs[k] for k in STORE_FIELDS if k in kwargs}
     if store is not None and given: raise TypeError(f"pass either store=ImageStore(...) or its fields {sorted(given)}, not both")
-    return store if store is not None else ImageStore(**given), {k: kwargs[k] for k in TABLE_OPTIONS if k in kwargs}
+    pick = lambda names: {k: kwargs[k] for k in names if k in kwargs}
+    return store if store is not None else ImageStore(**given), pick(TABLE_OPTIONS), dict(dict(drop_last=True), **pick(LOADER_OPTIONS))
 
-def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + metadata columns (+ label)
+# %% ../nbs/03_data.ipynb #274ae126
+def _keep_rows(df:pd.DataFrame, keep)->pd.DataFrame:
+    "The rows `keep` of `df`, renumbered; a checked table's record of its check (`mark_checked`) moves to the subset."
+    if len(keep) == len(df): return df
+    sub, m = df.iloc[keep].reset_index(drop=True), df.attrs.get('checked')
+    if not m or not checked_columns(df): return sub
+    return mark_checked(sub, m['cols'], m['new_values'], **{k: v for k, v in m.items() if k not in ('cols', 'new_values', 'digest')})
+
+def _decode_table(df:pd.DataFrame, size:int, store:ImageStore)->tuple:
+    "Decode the table's images as `store` says: (x or None, the rows kept, bad files, in memory?)."
+    if store.cache is not None:   # decoded once into the cache folder (or reused); batches are read from disk
+        from .cache import cached_images
+        x, keep, bad = cached_images(df.file.tolist(), size, store)
+        return x, _keep_rows(df, keep), bad, True
+    if store.in_memory or store.on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
+        x, keep, bad = decode_images(df.file.tolist(), size if store.in_memory else 8, store.resize, store.on_bad, store.decode_workers)
+        return (x if store.in_memory else None), _keep_rows(df, keep), bad, store.in_memory
+    lost = [f for f in df.file if not ('::' in f or os.path.isfile(f))]   # lazy, on_bad='raise': a missing file stops now,
+    if lost: raise FileNotFoundError(f"image file {lost[0]} does not exist ({len(lost)} listed file(s) missing; on_bad='skip' leaves them out)")
+    return None, df, [], False   # an undecodable one when its batch is drawn (naming it)
+
+# %% ../nbs/03_data.ipynb #25be8c56
+def _targets(df:pd.DataFrame, enc:MetadataEncoder)->tuple:
+    "The three targets (y_multihot, y_pair, y_label) of the table's rows, and the pair and class vocabularies."
+    pair_vocab, label_vocab = sorted(df.pair.unique()), sorted(df['class'].unique())
+    y_pair = torch.tensor([pair_vocab.index(p) for p in df.pair], dtype=torch.long)
+    y_label = torch.tensor([label_vocab.index(c) for c in df['class']], dtype=torch.long)
+    return [enc.encode(df), y_pair, y_label], pair_vocab, label_vocab
+
+def _check_valid_pct(valid_pct):
+    if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float, np.integer, np.floating)) or not 0 <= valid_pct < 1:
+        raise ValueError(f"valid_pct must be in [0, 1) (the rest trains), got {valid_pct!r}")
+
+def _split_rows(n:int, valid_pct:float, seed:int)->list:
+    "Sorted row numbers of the training and the (seeded) validation part."
+    order, n_valid = np.random.default_rng(seed).permutation(n), int(round(valid_pct * n))
+    if n_valid >= n: raise ValueError(f"valid_pct={valid_pct} holds out all {n} images: no training batch is left")
+    return [np.sort(order[n_valid:]), np.sort(order[:n_valid])]
+
+def _loader(x, ys, df, ix, train:bool, bs, size, store, dev, seed, drop_last)->TensorImageDL:
+    "The training (shuffled) or validation loader of the rows `ix`."
+    ix_t = torch.as_tensor(ix, dtype=torch.long)
+    xs = (x.take(ix_t) if getattr(x, 'on_disk', False) else x[ix_t]) if x is not None else None
+    ds = PretrainDataset(xs, [y[ix_t] for y in ys], files=df.file.values[ix].tolist(), size=size, resize=store.resize)
+    if train and 0 < len(ix) < bs: warnings.warn(f"only {len(ix)} training images for batch size {bs}: using bs={len(ix)}"); bs = len(ix)
+    return TensorImageDL(ds, bs=bs, shuffle=train, drop_last=train and drop_last, device=dev, seed=seed + (not train),
+                         store_on_device=store.store_on_device, num_workers=0 if x is not None else store.num_workers)
+
+# %% ../nbs/03_data.ipynb #9644a580
+def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + metadata columns (+ label); a table `read_pretrain_table` made passes as it is
                  size:int=64, # images are resized to size x size
                  bs:int=256, # batch size
                  fields:Sequence[str]=DEFAULT_FIELDS, # metadata columns of the multi-hot vector
@@ -380,58 +452,26 @@ def pretrain_dls(table:str|Path|pd.DataFrame, # CSV path or DataFrame: path + me
                  device=None, # where batches (and the in-memory set) go; default `default_device()`
                  seed:int=0, # seeds the valid split and the shuffling
                  store:ImageStore|None=None, # how images are decoded and kept (default `ImageStore()`)
-                 drop_last:bool=True, # drop the last partial training batch of each epoch (False: keep it, the authors')
-                 **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, on_bad='skip', ...), or `read_pretrain_table`'s mapping / new_values
+                 **kwargs, # `ImageStore` fields instead of `store` (in_memory=False, ...), `TABLE_OPTIONS` (mapping, new_values), drop_last
                 )->DataLoaders:
     "fastai DataLoaders (n_inp=1) of (x, y_multihot, y_pair, y_label) batches from a pretraining table."
-    if isinstance(valid_pct, bool) or not isinstance(valid_pct, (int, float, np.integer, np.floating)) or not 0 <= valid_pct < 1:
-        raise ValueError(f"valid_pct must be in [0, 1) (the rest trains), got {valid_pct!r}")
-    store, table_options = _store_and_table_options(store, kwargs)
-    in_memory, on_bad, resize, num_workers = store.in_memory, store.on_bad, store.resize, store.num_workers
+    store, table_options, loader = _pretrain_options(store, kwargs)
+    _check_valid_pct(valid_pct)   # before anything is read
     df = read_pretrain_table(table, fields, label_col, root, **table_options)
-    dev = default_device(device)
-    n_listed = len(df)
-    if store.cache is not None:   # decoded once into the cache folder (or reused); batches are read from disk
-        from .cache import cached_images
-        x, keep, bad = cached_images(df.file.tolist(), size, store)
-        df, in_memory, num_workers = df.iloc[keep].reset_index(drop=True), True, 0
-    elif in_memory or on_bad == 'skip':   # lazy sets with on_bad='skip' are checked once up front (decoded at 8 px, not kept)
-        x, keep, bad = decode_images(df.file.tolist(), size if in_memory else 8, resize, on_bad, store.decode_workers)
-        df = df.iloc[keep].reset_index(drop=True)
-        if not in_memory: x = None
-    else:   # lazy, on_bad='raise': a missing file stops now; an undecodable one when its batch is drawn (naming it)
-        x, bad = None, []
-        lost = [f for f in df.file if not ('::' in f or os.path.isfile(f))]
-        if lost: raise FileNotFoundError(f"image file {lost[0]} does not exist ({len(lost)} listed file(s) missing; on_bad='skip' leaves them out)")
+    dev, n_listed = default_device(device), len(df)
+    x, df, bad, in_memory = _decode_table(df, size, store)
     if len(df) == 0: raise ValueError(f"no readable image in the table ({len(bad)} bad files, first: {bad[:1]})")
     if bad: warnings.warn(f"pretrain_dls: skipped {len(bad)} unreadable image(s) of {n_listed} (dls.bad_files): "
                           f"{[b[0] for b in bad[:5]]}{' ...' if len(bad) > 5 else ''}")
     enc = meta_encoder if meta_encoder is not None else MetadataEncoder(fields, new_values='accept').fit(df)   # values checked above
-    Y = enc.encode(df)
-    pair_vocab, label_vocab = sorted(df.pair.unique()), sorted(df['class'].unique())
-    y_pair = torch.tensor([pair_vocab.index(p) for p in df.pair], dtype=torch.long)
-    y_label = torch.tensor([label_vocab.index(c) for c in df['class']], dtype=torch.long)
-    order = np.random.default_rng(seed).permutation(len(df))
-    n_valid = int(round(valid_pct * len(df)))
-    if n_valid >= len(df): raise ValueError(f"valid_pct={valid_pct} holds out all {len(df)} images: no training batch is left")
-    parts = [np.sort(order[n_valid:]), np.sort(order[:n_valid])]
-    dls_ = []
-    for k, ix in enumerate(parts):
-        ix_t = torch.as_tensor(ix, dtype=torch.long)
-        ds = PretrainDataset((x.take(ix_t) if getattr(x, 'on_disk', False) else x[ix_t]) if in_memory else None, [Y[ix_t], y_pair[ix_t], y_label[ix_t]],
-                             files=df.file.values[ix].tolist(), size=size, resize=resize)
-        b = bs
-        if k == 0 and 0 < len(ix) < bs:
-            warnings.warn(f"only {len(ix)} training images for batch size {bs}: using bs={len(ix)}"); b = len(ix)
-        dl = TensorImageDL(ds, bs=b, shuffle=(k == 0), drop_last=(k == 0 and drop_last), device=dev, seed=seed + k,
-                           store_on_device=store.store_on_device, num_workers=0 if in_memory else num_workers)
-        dl.label_vocab, dl.pair_vocab = label_vocab, pair_vocab
-        dls_.append(dl)
-    dls = DataLoaders(*dls_, device=dev)
+    ys, pair_vocab, label_vocab = _targets(df, enc)
+    parts = _split_rows(len(df), valid_pct, seed)
+    dls = DataLoaders(*[_loader(x, ys, df, ix, k == 0, bs, size, store, dev, seed, loader['drop_last']) for k, ix in enumerate(parts)], device=dev)
+    for dl in dls.loaders: dl.label_vocab, dl.pair_vocab = label_vocab, pair_vocab
     dls.n_inp, dls.meta_encoder, dls.pair_vocab, dls.label_vocab = 1, enc, pair_vocab, label_vocab
     dls.target_names = ('y_multihot', 'y_pair', 'y_label') # the batch's targets in order (`learner.target_index` reads them)
     dls.table, dls.bad_files, dls.size = df.iloc[parts[0]].assign(split='train'), bad, size
-    if n_valid: dls.table = pd.concat([dls.table, df.iloc[parts[1]].assign(split='valid')]).sort_index()
+    if len(parts[1]): dls.table = pd.concat([dls.table, df.iloc[parts[1]].assign(split='valid')]).sort_index()
     dls.table = dls.table.reset_index(drop=True)
     return dls
 
@@ -447,6 +487,27 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
+def _blank_or_unreadable(f:Path)->str|None:
+    "Why an image cannot be drawn ('blank': all pixels equal, or 'unreadable: ...'), or None."
+    try: a = load_image(f)
+    except BadImageError as e: return f'unreadable: {e}'
+    return 'blank' if a.min() == a.max() else None
+
+def _draw_folder(root:Path, folder:str, g:pd.DataFrame, per_class:int, seed:int, seen:dict, check_blank:bool)->tuple:
+    "Up to `per_class` files of one label folder in its own seeded order: (rows, dropped); a duplicate of `seen` (updated) is dropped."
+    rng = np.random.default_rng([seed, zlib.crc32(folder.encode())])
+    rows, dropped = [], []
+    for i in rng.permutation(len(g)):
+        if len(rows) >= per_class: break
+        r = g.iloc[i]; digest = sha256_file(root/r.path)
+        if digest in seen: dropped.append(dict(path=r.path, reason='duplicate', duplicate_of=seen[digest], sha256=digest)); continue
+        why = _blank_or_unreadable(root/r.path) if check_blank else None
+        if why: dropped.append(dict(path=r.path, reason=why, duplicate_of='', sha256=digest)); continue
+        seen[digest] = r.path
+        rows.append(dict(path=r.path, modality=r.modality, anatomy=r.anatomy, label=r.label, sha256=digest))
+    return rows, dropped
+
+# %% ../nbs/03_data.ipynb #081a789b
 def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/file (e.g. radiology_ai/)
                  per_class:int=100, # images per label folder (all of smaller folders)
                  seed:int=0, # the draw's seed
@@ -458,23 +519,10 @@ def make_minirin(radimagenet_root:str|Path, # folder holding MOD/anatomy/label/f
     if not root.is_dir(): raise FileNotFoundError(f"RadImageNet folder {root} does not exist")
     meta = metadata_from_paths(root)
     meta['folder'] = [str(Path(p).parent) for p in meta.path]
-    seen, rows, dropped = {}, [], []
+    seen, rows, dropped = {}, [], []   # seen: SHA-256 -> the path drawn with it, across folders
     for folder, g in sorted(meta.groupby('folder'), key=lambda kv: kv[0]):
-        g = g.sort_values('path')
-        rng = np.random.default_rng([seed, zlib.crc32(folder.encode())])
-        taken = 0
-        for i in rng.permutation(len(g)):
-            if taken >= per_class: break
-            r = g.iloc[i]
-            f = root/r.path
-            digest = sha256_file(f)
-            if digest in seen: dropped.append(dict(path=r.path, reason='duplicate', duplicate_of=seen[digest], sha256=digest)); continue
-            if check_blank:
-                try: a = load_image(f)
-                except BadImageError as e: dropped.append(dict(path=r.path, reason=f'unreadable: {e}', duplicate_of='', sha256=digest)); continue
-                if a.min() == a.max(): dropped.append(dict(path=r.path, reason='blank', duplicate_of='', sha256=digest)); continue
-            seen[digest] = r.path; taken += 1
-            rows.append(dict(path=r.path, modality=r.modality, anatomy=r.anatomy, label=r.label, sha256=digest))
+        r, d = _draw_folder(root, folder, g.sort_values('path'), per_class, seed, seen, check_blank)
+        rows += r; dropped += d
     df = pd.DataFrame(rows, columns=['path', 'modality', 'anatomy', 'label', 'sha256'])
     drop = pd.DataFrame(dropped, columns=['path', 'reason', 'duplicate_of', 'sha256'])
     df.attrs.update(root=str(root), dropped=drop.to_dict('records')) # plain records: pandas compares attrs when it combines frames

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 from .core import seed_everything, default_device, runs_dir, IN_TEST, check_columns # before fastai: it quiets fastai's import warning
@@ -26,7 +26,7 @@ from fastai.callback.schedule import * # fit_one_cycle
 from fastai.optimizer import OptimWrapper
 from fastai.data.core import DataLoaders
 from fastai.torch_core import rank_distrib, num_distrib
-from .metadata import DEFAULT_FIELDS
+from .metadata import DEFAULT_FIELDS, checked_columns
 from .models import (create_encoder, ContrastiveModel, Encoder, save_encoder, load_checkpoint_file, atomic_save,
                              atomic_write_text, HEADS)
 from .augment import crop_thetas, ViewAugment, show_views
@@ -51,6 +51,7 @@ def target_index(dls, target:str)->int:
     if target not in names: raise ValueError(f"the data's batches carry the targets {list(names)}, not {target!r}")
     return names.index(target)
 
+# %% ../nbs/06_learner.ipynb #9f21cdac
 class MultiViewCallback(Callback):
     "Make `n_views` augmented views of each batch on its device; pick the method's target out of the batch."
     order = 9
@@ -117,6 +118,7 @@ PRECISIONS = ('bf16', 'fp16') # mixed precision on a GPU (a CPU run is float32)
 def _check_method(method):
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
 
+# %% ../nbs/06_learner.ipynb #bb5dbb16
 @dataclass(frozen=True)
 class PretrainRecipe:
     "How `method` pretrains an encoder: optimiser, schedule, loss, views and network (all but the data, view size and seed)."
@@ -155,41 +157,50 @@ class PretrainRecipe:
             if isinstance(getattr(self, f.name), np.generic): object.__setattr__(self, f.name, getattr(self, f.name).item())
         object.__setattr__(self, 'milestones', tuple(int(m) for m in self.milestones))
         object.__setattr__(self, 'crop_scale', tuple(float(c) for c in self.crop_scale))
-        bad = lambda k, why: ValueError(f"recipe {self.name!r} ({self.method}): {k}={getattr(self, k)!r}: {why}")
-        if self.opt not in ('sgd', 'adam'): raise bad('opt', "opt must be 'sgd' or 'adam'")
-        if self.schedule not in SCHEDULES: raise bad('schedule', f"choose one of {list(SCHEDULES)}")
-        for k in ('lr', 'epochs'):
-            if not isinstance(getattr(self, k), (int, float)) or isinstance(getattr(self, k), bool) or getattr(self, k) <= 0: raise bad(k, 'must be a number > 0')
-        if not isinstance(self.bs, (int, np.integer)) or self.bs < 2:
-            raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
-        if not isinstance(self.n_views, (int, np.integer)) or self.n_views < 1: raise bad('n_views', 'must be an int >= 1')
-        if self.method == 'simclr' and self.n_views < 2:   # modan/supcon keep their positives across images with one view
-            raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
-                                 "pair and the loss has nothing to pull together. Use n_views >= 2")
-        if METHODS[self.method]['contrastive'] and not (self.temperature and self.temperature > 0): raise bad('temperature', 'must be > 0')
-        if self.method == 'modan' and not (self.tau is not None and 0 < self.tau <= 1): raise bad('tau', 'must be in (0, 1]')
-        if not (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
-        if self.head is not None and self.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
-        if self.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
-        if self.precision not in PRECISIONS: raise bad('precision', f"choose one of {list(PRECISIONS)}")
-        if not isinstance(self.drop_last, (bool, np.bool_)): raise bad('drop_last', 'must be True or False')
-        if any(m < 0 for m in self.milestones) or not (0 < self.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
+        _check_recipe(self)   # every field checked: a bad recipe is an error naming the field
 
-    def replace(self, **kw)->PretrainRecipe:
-        "A copy with the fields `kw` changed (and checked)."
-        unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(self)})
-        if unknown: raise TypeError(f"PretrainRecipe has no field(s) {unknown}; its fields are {[f.name for f in dataclasses.fields(self)]}")
-        return dataclasses.replace(self, **kw)
+# %% ../nbs/06_learner.ipynb #ed53a66c
+def _check_recipe(r:PretrainRecipe):
+    "An error naming the field of `r` that is out of range, or a setting that would train nothing."
+    bad = lambda k, why: ValueError(f"recipe {r.name!r} ({r.method}): {k}={getattr(r, k)!r}: {why}")
+    if r.opt not in ('sgd', 'adam'): raise bad('opt', "opt must be 'sgd' or 'adam'")
+    if r.schedule not in SCHEDULES: raise bad('schedule', f"choose one of {list(SCHEDULES)}")
+    for k in ('lr', 'epochs'):
+        if not isinstance(getattr(r, k), (int, float)) or isinstance(getattr(r, k), bool) or getattr(r, k) <= 0: raise bad(k, 'must be a number > 0')
+    if not isinstance(r.bs, (int, np.integer)) or r.bs < 2:
+        raise bad('bs', 'bs must be an int >= 2 (a contrastive batch needs other images as negatives, batch norm needs more than one)')
+    if not isinstance(r.n_views, (int, np.integer)) or r.n_views < 1: raise bad('n_views', 'must be an int >= 1')
+    if r.method == 'simclr' and r.n_views < 2:   # modan/supcon keep their positives across images with one view
+        raise bad('n_views', "simclr is contrastive with one positive per image, its other view: with one view there is no positive "
+                             "pair and the loss has nothing to pull together. Use n_views >= 2")
+    if METHODS[r.method]['contrastive'] and not (r.temperature and r.temperature > 0): raise bad('temperature', 'must be > 0')
+    if r.method == 'modan' and not (r.tau is not None and 0 < r.tau <= 1): raise bad('tau', 'must be in (0, 1]')
+    if not (0 < r.crop_scale[0] <= r.crop_scale[1] <= 1): raise bad('crop_scale', 'must be (lo, hi) with 0 < lo <= hi <= 1')
+    if r.head is not None and r.head not in HEADS: raise bad('head', f"choose one of {list(HEADS)}")
+    if r.conv1 not in ('fold', 'random'): raise bad('conv1', "choose 'fold' or 'random'")
+    if r.precision not in PRECISIONS: raise bad('precision', f"choose one of {list(PRECISIONS)}")
+    if not isinstance(r.drop_last, (bool, np.bool_)): raise bad('drop_last', 'must be True or False')
+    if any(m < 0 for m in r.milestones) or not (0 < r.gamma <= 1): raise bad('milestones', 'milestones must be >= 0 and gamma in (0, 1]')
 
-    def as_dict(self)->dict:
-        "Plain values (lists for tuples): what a checkpoint records and a resumed run compares."
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+# %% ../nbs/06_learner.ipynb #ee5c3278
+@patch
+def replace(self:PretrainRecipe, **kw)->PretrainRecipe:
+    "A copy with the fields `kw` changed (and checked)."
+    unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(self)})
+    if unknown: raise TypeError(f"PretrainRecipe has no field(s) {unknown}; its fields are {[f.name for f in dataclasses.fields(self)]}")
+    return dataclasses.replace(self, **kw)
 
-    @classmethod
-    def paper(cls, method:str): return paper_recipe(method)
-    @classmethod
-    def authors(cls, method:str): return authors_recipe(method)
+@patch
+def as_dict(self:PretrainRecipe)->dict:
+    "Plain values (lists for tuples): what a checkpoint records and a resumed run compares."
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+@patch(cls_method=True)
+def paper(cls:PretrainRecipe, method:str): return paper_recipe(method)
+@patch(cls_method=True)
+def authors(cls:PretrainRecipe, method:str): return authors_recipe(method)
+
+# %% ../nbs/06_learner.ipynb #64e101bc
 def paper_recipe(method:str)->PretrainRecipe:
     "The paper's text for `method` (modan_nb's default)."
     _check_method(method)
@@ -213,6 +224,7 @@ def authors_recipe(method:str)->PretrainRecipe:
 
 RECIPES = {'paper': paper_recipe, 'authors': authors_recipe}
 
+# %% ../nbs/06_learner.ipynb #0909fbc6
 def get_recipe(method:str, recipe:PretrainRecipe|str|None=None, **overrides)->PretrainRecipe:
     "`recipe` ('paper', 'authors', a `PretrainRecipe`; None: 'paper') for `method`, with `overrides` applied (None: keep, see `NULLABLE`)."
     _check_method(method)
@@ -227,6 +239,7 @@ def get_recipe(method:str, recipe:PretrainRecipe|str|None=None, **overrides)->Pr
 
 NULLABLE = ('weights', 'head', 'temperature', 'tau')
 
+# %% ../nbs/06_learner.ipynb #f52807e4
 def make_loss(method:str, temperature:float|None=None, tau:float|None=None, n_views:int=2)->nn.Module:
     "The loss of `method` as the learner calls it: `loss(pred, y)` (temperature and tau default to the paper's)."
     from modan_nb.losses import JaccardSupConLoss, SupConLoss, NTXentLoss
@@ -250,6 +263,7 @@ def make_opt_func(opt:str, mom:float, wd:float):
     if opt == 'adam': return partial(OptimWrapper, opt=partial(torch.optim.Adam, weight_decay=wd))
     raise ValueError(f"opt must be 'sgd' or 'adam', got {opt!r}")
 
+# %% ../nbs/06_learner.ipynb #70b0a0ff
 def lr_schedule(recipe:PretrainRecipe):
     "The learning rate as a function of the training position in [0, 1] (fastai's `pct_train`), for 'step' and 'cosine_epoch'."
     lr, E = recipe.lr, recipe.epochs
@@ -298,6 +312,7 @@ def _py(o):
 
 def _tuplify(o): return tuple(_tuplify(x) for x in o) if isinstance(o, (list, tuple)) else o
 
+# %% ../nbs/06_learner.ipynb #ff90d68d
 class ResumableCheckpoint(Callback):
     "Save model, optimiser, counters, losses and random states to `fname` after every epoch; count optimiser steps."
     order = 65 # after the Recorder and CSVLogger have logged the epoch
@@ -307,14 +322,6 @@ class ResumableCheckpoint(Callback):
         store_attr(); self.steps_done, self.start_epoch, self.epochs_done, self.skipping = 0, 0, 0, False
     @property
     def file(self): return Path(self.learn.path)/self.fname
-    def before_fit(self):
-        r = getattr(self, '_recorded', None)
-        if r is None: return
-        self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
-        self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
-        if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
-            self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
-        self._recorded = None
     def after_step(self): self.steps_done += 1
     def before_epoch(self):
         # fastai still calls `after_epoch` for the epochs `start_epoch` skips: keep them out of the log and the Recorder
@@ -339,25 +346,39 @@ class ResumableCheckpoint(Callback):
         atomic_save(ck, self.file)
     def after_fit(self): self.learn.n_steps = self.steps_done
 
-    def restore(self, learn:Learner)->int:
-        "Load the checkpoint into `learn`; return the epoch to start from."
-        fix = f"delete {self.file} (only this file) to redo this pretraining from its start"
-        ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
-        if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
-            raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
-        check_same_data(ck.get('data'), self.data, self.file)
-        check_same_settings(ck.get('info', {}), self.info or {}, self.file)
-        try: _unwrap(learn.model).load_state_dict(ck['model'])
-        except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
-        learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
-        _set_rng_states(ck['rng'], learn.dls)
-        self._recorded = r = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it), and now for a finished run
-        learn.recorder.losses, learn.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
-        learn.recorder.iters, learn.recorder.values = list(r['iters']), [list(v) for v in r['values']]
-        self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
-        self.epochs_done = self.start_epoch
-        return self.start_epoch
+# %% ../nbs/06_learner.ipynb #3caa03f3
+@patch
+def before_fit(self:ResumableCheckpoint):
+    "Put the recorded losses and values back into the Recorder (which fastai empties when a fit starts)."
+    r = getattr(self, '_recorded', None)
+    if r is None: return
+    self.recorder.losses, self.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
+    self.recorder.iters, self.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+    if 'smooth' in r: # the smoothed loss fastai logs as train_loss continues where it was
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = r['smooth']['count'], r['smooth']['val'].clone()
+    self._recorded = None
 
+@patch
+def restore(self:ResumableCheckpoint, learn:Learner)->int:
+    "Load the checkpoint into `learn`; return the epoch to start from."
+    fix = f"delete {self.file} (only this file) to redo this pretraining from its start"
+    ck = load_checkpoint_file(self.file, 'pretraining checkpoint', fix)
+    if not isinstance(ck, dict) or not {'epoch', 'model', 'opt', 'rng', 'recorder', 'n_steps'} <= set(ck):
+        raise ValueError(f"pretraining checkpoint {self.file} is corrupt (not the dict ResumableCheckpoint writes); {fix}")
+    check_same_data(ck.get('data'), self.data, self.file)
+    check_same_settings(ck.get('info', {}), self.info or {}, self.file)
+    try: _unwrap(learn.model).load_state_dict(ck['model'])
+    except RuntimeError as e: raise ValueError(f"checkpoint {self.file} does not fit this model (another architecture?): {str(e)[:300]}") from None
+    learn.create_opt(); learn.opt.load_state_dict(ck['opt'])
+    _set_rng_states(ck['rng'], learn.dls)
+    self._recorded = r = ck['recorder'] # put back into the Recorder in `before_fit` (which empties it), and now for a finished run
+    learn.recorder.losses, learn.recorder.lrs = [torch.tensor(o) for o in r['losses']], list(r['lrs'])
+    learn.recorder.iters, learn.recorder.values = list(r['iters']), [list(v) for v in r['values']]
+    self.steps_done, self.start_epoch = ck['n_steps'], ck['epoch'] + 1
+    self.epochs_done = self.start_epoch
+    return self.start_epoch
+
+# %% ../nbs/06_learner.ipynb #65585986
 def check_same_settings(saved:dict, now:dict, file)->None:
     "Refuse to resume `file` when a setting that changes the result differs; the message names every difference."
     plain = lambda v: [plain(o) for o in v] if isinstance(v, (list, tuple)) else v
@@ -385,6 +406,7 @@ def check_same_data(saved:dict|None, now:dict|None, file)->None:
                      f"({len(saved['images'])} images) there, {now['sha256']} ({len(now['images'])} images) now; {what}. "
                      "Resume on the same table, or start a new run (resume=False, or another path)")
 
+# %% ../nbs/06_learner.ipynb #dc15ec27
 def repair_history(file:Path, n_epochs:int)->None:
     "Keep the header and the first `n_epochs` complete rows of a CSV log (a kill can leave a cut row or one epoch too many)."
     if not file.is_file(): return
@@ -420,12 +442,17 @@ def _patch_distributed_dl():
     DistributedDL._broadcast, DistributedDL._modan_patched = _broadcast, True
 
 # %% ../nbs/06_learner.ipynb #4cbe6b67
-def _read_table(data, root):
-    if isinstance(data, pd.DataFrame): return data, root or data.attrs.get('root')
-    p = Path(data)
-    if not p.is_file(): raise FileNotFoundError(f"metadata table {p} does not exist")
-    return pd.read_csv(p, encoding='utf-8-sig'), root or str(p.parent)
+def _checked_table(data, label_from:str, dk:dict):
+    "`data` read and checked once, at the boundary (`read_pretrain_table`); DataLoaders and a table read already pass as they are."
+    if isinstance(data, DataLoaders): return data
+    from modan_nb.data import read_pretrain_table
+    ident = _data_id(data) if isinstance(data, pd.DataFrame) else None   # a given table's identity, as given
+    label_col = None if label_from == 'pair' else dk.get('label_col', 'label')
+    df = read_pretrain_table(data, dk.get('fields', DEFAULT_FIELDS), label_col, dk.get('root'))
+    if df is not data: df.attrs['data_id'] = ident or 'file:' + df.attrs['sha256']   # what names the run (`settings_run_dir`)
+    return df
 
+# %% ../nbs/06_learner.ipynb #1674e660
 def _image_side(path):
     "The smaller side of an image file in pixels (header only), or None for formats not checked here."
     p = Path(path); ext = p.suffix.lower()
@@ -434,6 +461,22 @@ def _image_side(path):
     from PIL import Image
     with Image.open(p) as im: return min(im.size)
 
+def _check_images(df, root, size:int, n_check:int, name:str, on_bad:str):
+    "A sample of `n_check` of the table's images: each must exist, read, and be at least `size` px on its smaller side."
+    rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
+    for p in rows['path']:
+        f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
+        if not f.is_file():
+            if on_bad == 'skip': continue
+            raise FileNotFoundError(f"{name}: image {f} does not exist (on_bad='skip' leaves missing and unreadable images out)")
+        try: side = _image_side(f)
+        except Exception as e:
+            if on_bad == 'skip': continue
+            raise ValueError(f"{name}: image {f} cannot be read ({type(e).__name__}: {e}); on_bad='skip' leaves unreadable images out") from None
+        if side is not None and side < size:
+            raise ValueError(f"size={size} is larger than the images: {f} is only {side} px on its smaller side; use size <= {side}")
+
+# %% ../nbs/06_learner.ipynb #444bad91
 LABEL_FROM = ('label', 'pair')
 
 def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=DEFAULT_FIELDS, label_col='label',
@@ -447,22 +490,12 @@ def check_pretrain_table(df:pd.DataFrame, method:str, bs:int, size:int, fields=D
     if needs == 'label' and label_from == 'pair': needs = 'fields'
     need = ['path'] + ({'fields': list(fields), 'label': [label_col], None: []}[needs])
     hint = (f"; to classify the ({', '.join(fields)}) pair instead, pass label_from='pair'" if needs == 'label' else '')
-    check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
+    need = [c for c in need if c not in checked_columns(df)]   # a table checked already (`read_pretrain_table`) is not checked again
+    if need: check_columns(df, need, what=name, why=f", which {method} pretraining needs", hint=hint)
     if len(df) < bs: raise ValueError(f"bs={bs} is larger than the {len(df)} images of {name}: no full batch; use a smaller bs")
     empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
     if empty.any(): raise ValueError(f"{name} row {int(empty.values.argmax())}: empty path ({int(empty.sum())} row(s) without a path)")
-    rows = df.sample(min(n_check, len(df)), random_state=0) if len(df) > n_check else df
-    for p in rows['path']:
-        f = Path(root)/p if root is not None and not Path(p).is_absolute() else Path(p)
-        if not f.is_file():
-            if on_bad == 'skip': continue
-            raise FileNotFoundError(f"{name}: image {f} does not exist (on_bad='skip' leaves missing and unreadable images out)")
-        try: side = _image_side(f)
-        except Exception as e:
-            if on_bad == 'skip': continue
-            raise ValueError(f"{name}: image {f} cannot be read ({type(e).__name__}: {e}); on_bad='skip' leaves unreadable images out") from None
-        if side is not None and side < size:
-            raise ValueError(f"size={size} is larger than the images: {f} is only {side} px on its smaller side; use size <= {side}")
+    _check_images(df, root, size, n_check, name, on_bad)
 
 def _check_bs(bs):
     if not isinstance(bs, (int, np.integer)) or bs < 2:
@@ -492,6 +525,51 @@ def _split_kwargs(kwargs):
     pick = lambda names: {k: v for k, v in kwargs.items() if k in names}
     return pick(RECIPE_FIELDS), pick(DATA_OPTIONS), pick(RUN_OPTIONS)
 
+# %% ../nbs/06_learner.ipynb #ce615ccf
+def _pretrain_model(method, r:PretrainRecipe, dls, dk:dict, label_from:str)->tuple:
+    "The model to pretrain, an encoder with a projection head (or a linear classifier for `ce`), and the class `ce` learns."
+    encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
+    if method != 'ce': return ContrastiveModel(encoder, r.head), None
+    voc = getattr(dls, 'label_vocab', None)
+    if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
+    if len(voc) < 2: raise ValueError(f"ce pretraining needs at least 2 classes, the data have one ({voc[0]!r}): the cross-entropy "
+                                      "would be 0 at every step and nothing would be learnt")
+    flds = list(getattr(getattr(dls, 'meta_encoder', None), 'fields', dk.get('fields', DEFAULT_FIELDS)))
+    return LinearClassifier(encoder, len(voc)), '/'.join(flds) + ('' if label_from == 'pair' else '/' + dk.get('label_col', 'label'))
+
+def _view_maker(r:PretrainRecipe, size:int, run:dict)->nn.Module:
+    "The run's `aug` (a module, or `ViewAugment`'s keywords), else the recipe's views (`make_augment`)."
+    aug = run.get('aug')
+    if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
+    return aug if aug is not None else make_augment(r, size)
+
+def _run_folder(path:Path)->Path:
+    "The run folder, made; a kill mid-write left its temporary file there (the real one is intact): removed."
+    path.mkdir(parents=True, exist_ok=True)
+    if not rank_distrib(): remove_stale_temp_files(path)
+    return path
+
+# %% ../nbs/06_learner.ipynb #dc1d6497
+def _pretrain_callbacks(method, r:PretrainRecipe, aug, ckpt, resume:bool, run:dict, cbs, cuda:bool)->list:
+    "Views, checkpoint, zero-loss guard, CSV log, no validation (unless `validate`), the caller's `cbs`, mixed precision on CUDA."
+    channels_last = cuda if run.get('channels_last') is None else run['channels_last']
+    out = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
+           ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
+    mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
+    if mp: out.append(MixedPrecision(amp_mode='bf16' if r.precision == 'bf16' and cuda and torch.cuda.is_bf16_supported() else 'fp16'))
+    return out
+
+def _restore(learn:Learner, ckpt, path:Path, resume:bool, seed:int)->int:
+    "Resume from the run folder's checkpoint when asked and there is one: the epoch to start from (0: from the start)."
+    rank, start = rank_distrib(), 0
+    if resume and ckpt.file.is_file():
+        start = ckpt.restore(learn)
+        if not rank: repair_history(path/'history.csv', start)
+        if rank: torch.manual_seed(seed + 7919*rank + 104729*start)
+    elif not rank and (path/'history.csv').is_file() and resume: (path/'history.csv').unlink() # no checkpoint: a fresh start
+    return start
+
+# %% ../nbs/06_learner.ipynb #44a2c920
 def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
              data, # `pretrain_dls` DataLoaders, or a metadata table (DataFrame or CSV path)
              recipe:PretrainRecipe|str|None=None, # 'paper' (default), 'authors', or a `PretrainRecipe`
@@ -511,62 +589,40 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
     if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
+    data = _checked_table(data, label_from, dk)   # read and checked once, here; the floors below take it as it is
     from modan_nb.core import run_lock, holds_lock
     folder = Path(path) if path is not None else runs_dir(method)
-    if fit and not rank_distrib() and not holds_lock(folder):   # one run per folder for the fit's life (`core.run_lock`), taken once the arguments are checked
-        with run_lock(folder, 'pretraining'):
-            return pretrain(method, data, recipe, size=size, path=path, resume=resume, seed=seed, device=device, label_from=label_from,
-                            cbs=cbs, fit=fit, **kwargs)
+    lock = fit and not rank_distrib() and not holds_lock(folder)   # one run per folder for the fit's life (`core.run_lock`)
+    with (run_lock(folder, 'pretraining') if lock else nullcontext()):
+        return _pretrain(method, data, r, size, folder, resume, seed, device, label_from, cbs, fit, dk, run)
+
+# %% ../nbs/06_learner.ipynb #910c7eb9
+def _pretrain(method, data, r, size, path, resume, seed, device, label_from, cbs, fit, dk, run)->Learner:
+    "`pretrain`'s run, its arguments checked and its folder locked: data, model, learner, resume, fit, the encoder saved."
     dev = default_device(device); cuda = dev.type == 'cuda'
-    progress = run.get('progress'); progress = (not IN_TEST) if progress is None else progress
     seed_everything(seed)
     if not isinstance(data, DataLoaders) and not r.drop_last: dk = dict(dk, drop_last=False)   # DataLoaders given keep their own
     dls = _make_dls(data, method, r.bs, size, label_from, dev, seed, dk)
-    encoder = create_encoder(r.arch, r.weights, n_in=1, stem=r.stem, normalize=r.normalize, conv1=r.conv1)
-    ce_class = None
-    if method == 'ce':
-        voc = getattr(dls, 'label_vocab', None)
-        if voc is None: raise ValueError("the DataLoaders have no label_vocab: ce pretraining needs modan_nb.data.pretrain_dls's")
-        if len(voc) < 2: raise ValueError(f"ce pretraining needs at least 2 classes, the data have one ({voc[0]!r}): the cross-entropy "
-                                          "would be 0 at every step and nothing would be learnt")
-        model = LinearClassifier(encoder, len(voc))
-        flds = list(getattr(getattr(dls, 'meta_encoder', None), 'fields', dk.get('fields', DEFAULT_FIELDS)))
-        ce_class = '/'.join(flds) + ('' if label_from == 'pair' else '/' + dk.get('label_col', 'label'))
-    else: model = ContrastiveModel(encoder, r.head)
+    model, ce_class = _pretrain_model(method, r, dls, dk, label_from)
     rank = rank_distrib()
     if rank: torch.manual_seed(seed + 7919*rank) # every process its own views (the model was built alike everywhere)
-    loss = make_loss(method, r.temperature, r.tau, r.n_views)
-    aug = run.get('aug')
-    if isinstance(aug, dict): aug = ViewAugment(size=size, **aug)
-    aug = aug if aug is not None else make_augment(r, size)
-    path = Path(path) if path is not None else runs_dir(method)
-    path.mkdir(parents=True, exist_ok=True)
-    if not rank: remove_stale_temp_files(path) # a kill mid-write leaves its temporary file; the real one is intact
-    channels_last = cuda if run.get('channels_last') is None else run['channels_last']
-    info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class)
-    if run.get('aug') is not None: info['aug'] = repr(aug)
+    aug, path = _view_maker(r, size, run), _run_folder(path)
+    info = dict(r.as_dict(), recipe=r.name, size=size, seed=seed, ce_class=ce_class, **({'aug': repr(aug)} if run.get('aug') is not None else {}))
     ckpt = ResumableCheckpoint('checkpoint.pth', info, data_identity(dls))
-    all_cbs = [MultiViewCallback(aug, r.n_views, METHODS[method]['target'], channels_last), ckpt, ZeroLossGuard(),
-               ResumableCSVLogger('history.csv', append=resume)] + ([] if run.get('validate') else [NoValidation()]) + list(cbs or [])
-    mp = cuda if run.get('mixed_precision') is None else run['mixed_precision']
-    if mp: all_cbs.append(MixedPrecision(amp_mode='bf16' if r.precision == 'bf16' and cuda and torch.cuda.is_bf16_supported() else 'fp16'))
-    learn = Learner(dls, model.to(dev), loss_func=loss, opt_func=make_opt_func(r.opt, r.mom, r.wd), lr=r.lr, path=path,
-                    model_dir='.', cbs=all_cbs)
-    if channels_last: learn.model.to(memory_format=torch.channels_last)
+    learn = Learner(dls, model.to(dev), loss_func=make_loss(method, r.temperature, r.tau, r.n_views), opt_func=make_opt_func(r.opt, r.mom, r.wd),
+                    lr=r.lr, path=path, model_dir='.', cbs=_pretrain_callbacks(method, r, aug, ckpt, resume, run, cbs, cuda))
+    if (cuda if run.get('channels_last') is None else run['channels_last']): learn.model.to(memory_format=torch.channels_last)
     learn.pretrain_info, learn.checkpoint, learn.recipe = dict(info, method=method), ckpt, r
     learn.bad_files = list(getattr(dls, 'bad_files', []) or [])
-    start = 0
-    if resume and ckpt.file.is_file():
-        start = ckpt.restore(learn)
-        if not rank: repair_history(path/'history.csv', start)
-        if rank: torch.manual_seed(seed + 7919*rank + 104729*start)
-    elif not rank and (path/'history.csv').is_file() and resume: (path/'history.csv').unlink() # no checkpoint: a fresh start
+    start = _restore(learn, ckpt, path, resume, seed)
     learn.n_steps = ckpt.steps_done # optimiser steps so far (kept up to date by the checkpoint callback)
+    progress = (not IN_TEST) if run.get('progress') is None else run['progress']
     if not progress: learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))); learn.logger = lambda *a, **k: None
     if fit and start < r.epochs: _fit(learn, r, start)
     if fit and not rank and ckpt.epochs_done >= r.epochs: _save_encoder_if_needed(learn, path/'encoder.pth', trained=start < r.epochs)
     return learn
 
+# %% ../nbs/06_learner.ipynb #a42308e4
 def _pid_alive(pid):
     try: os.kill(pid, 0); return True
     except ProcessLookupError: return False
@@ -599,6 +655,7 @@ def _fit(learn, r, start):
         elif r.schedule == 'constant': learn.fit(r.epochs, r.lr, start_epoch=start)
         else: learn.fit(r.epochs, r.lr, cbs=ParamScheduler({'lr': lr_schedule(r)}), start_epoch=start)
 
+# %% ../nbs/06_learner.ipynb #07de1eb4
 def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
     if isinstance(data, DataLoaders):
         if dk: raise TypeError(f"the data options {sorted(dk)} are for a table; these DataLoaders are already built")
@@ -612,9 +669,10 @@ def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
     from modan_nb.data import pretrain_dls
     dk = dict(dk); root, fields = dk.pop('root', None), dk.pop('fields', DEFAULT_FIELDS)
     label_col, data_on_device = dk.pop('label_col', 'label'), dk.pop('data_on_device', True)
-    df, root = _read_table(data, root)
-    name = f"metadata table {data}" if not isinstance(data, pd.DataFrame) else 'metadata table'
-    check_pretrain_table(df, method, bs, size, fields, label_col, root, name=name, on_bad=dk.get('on_bad', 'raise'), label_from=label_from)
+    df = _checked_table(data, label_from, dict(root=root, fields=fields, label_col=label_col))   # read already by `pretrain`: passes
+    name = f"metadata table {df.attrs.get('source', '')}".strip()
+    check_pretrain_table(df, method, bs, size, fields, label_col, df.attrs.get('root'), name=name, on_bad=dk.get('on_bad', 'raise'),
+                         label_from=label_from)
     ws = max(num_distrib(), 1) # fastai's DistributedDL gives each process whole batches: ask for bs/ws per process
     if bs % ws: raise ValueError(f"the global batch bs={bs} does not split evenly over {ws} processes")
     dls = pretrain_dls(df, size=size, bs=bs//ws, fields=fields, label_col=None if label_from == 'pair' else label_col, root=root,
@@ -627,29 +685,30 @@ def _make_dls(data, method, bs, size, label_from, dev, seed, dk):
 # %% ../nbs/06_learner.ipynb #e8f0a7c9
 def _given(**kw): return {k: v for k, v in kw.items() if v is not None}
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def modan_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                    **kwargs)->Learner:
     "ModAn-MulSupCon: Jaccard-weighted multi-label SupCon on the (modality, anatomy) multi-hot vectors; any other `PretrainRecipe` field (`temperature`, `tau`, ...) is a keyword too; `export=folder` exports the encoder at the end (notebook 05b)."
     return _standalone('modan', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def simclr_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "SimCLR: NT-Xent (T = 0.1), no metadata; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
     return _standalone('simclr', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True, but=['label_from'])
+@delegates(pretrain, keep=True, but=['label_from', 'device'])
 def supcon_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
                     **kwargs)->Learner:
     "Single-label SupCon with the (modality, anatomy) pair as the class; any other `PretrainRecipe` field (`temperature`, ...) is a keyword too."
     return _standalone('supcon', data, recipe, kwargs, **_given(epochs=epochs, lr=lr, bs=bs))
 
-@delegates(pretrain, keep=True)
-def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, lr:float|None=None, bs:int|None=None,
-                label_from:str='label', **kwargs)->Learner:
-    "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`."
-    return _standalone('ce', data, recipe, dict(kwargs, label_from=label_from), **_given(epochs=epochs, lr=lr, bs=bs))
+@delegates(pretrain, keep=True, but=['device'])
+def ce_pretrain(data, recipe:PretrainRecipe|str|None=None, epochs:int|None=None, bs:int|None=None,
+                label_from:str='label', # the class: the finding column ('label') or the (modality, anatomy) pair ('pair')
+                **kwargs)->Learner:
+    "Supervised cross-entropy on the (modality, anatomy, finding) class (RadImageNet's 165-class baseline), or the pair with `label_from='pair'`; `lr` and every other `PretrainRecipe` field is a keyword too."
+    return _standalone('ce', data, recipe, dict(kwargs, label_from=label_from), **_given(epochs=epochs, bs=bs))
 
 # %% ../nbs/06_learner.ipynb #f3150c37
 import hashlib
@@ -658,6 +717,7 @@ _NOT_WEIGHTS = ('progress', 'data_on_device', 'num_workers', 'decode_workers') #
 def _data_id(data)->str:
     "The pretraining data's identity: its CSV's SHA-256, or the SHA-256 of the table's contents."
     from modan_nb.data import sha256_file
+    if isinstance(data, pd.DataFrame) and data.attrs.get('data_id') and checked_columns(data): return data.attrs['data_id']   # read once
     tab = data if isinstance(data, pd.DataFrame) else getattr(data, 'table', None)
     if tab is not None: return 'table:' + hashlib.sha256(tab.to_csv(index=False).encode()).hexdigest()
     p = Path(data)
@@ -681,9 +741,10 @@ def export_run(learn:Learner, folder, data=None)->Path:
 def _standalone(method, data, recipe, kwargs, **given):
     "A wrapper's run: `pretrain` in a folder named by its settings when no `path` is given; `export=folder` at the end."
     kwargs = dict(kwargs); export = kwargs.pop('export', None)
+    table = _checked_table(data, kwargs.get('label_from', 'label'), {k: v for k, v in kwargs.items() if k in DATA_OPTIONS})   # read once
     if kwargs.get('path') is None:
-        kwargs['path'] = settings_run_dir(method, data, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
-    learn = pretrain(method, data, recipe, **given, **kwargs)
+        kwargs['path'] = settings_run_dir(method, table, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
+    learn = pretrain(method, table, recipe, **given, **kwargs)
     if export is not None and kwargs.get('fit', True) and not rank_distrib(): export_run(learn, export, data)
     return learn
 
@@ -707,8 +768,8 @@ def recipe_from_file(method:str, # modan, simclr, supcon or ce
 @call_parse
 def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
                  data:str=None, # metadata CSV (path, modality, anatomy, label)
-                 recipe:str='paper', # paper, authors, or a YAML file of recipe fields (temperature, tau, ...) over one of them
-                 epochs:int=None, lr:float=None, bs:int=None, size:int=64,
+                 recipe:str='paper', # paper, authors, or a YAML file of recipe fields (lr, temperature, tau, ...) over one of them
+                 epochs:int=None, bs:int=None, size:int=64,
                  label_from:str='label', # ce: label (the finding column) or pair (the modality/anatomy pair)
                  path:str=None, # run folder (default data/runs/<method>-<hash of the settings>, see `settings_run_dir`)
                  resume:bool=False, # continue from the run folder's checkpoint
@@ -721,9 +782,8 @@ def pretrain_cli(method:str='modan', # modan, simclr, supcon or ce
     try: r = recipe_from_file(method, recipe)
     except ValueError as e: raise SystemExit(str(e))
     from modan_nb.core import RunLocked
-    if path is None: path = settings_run_dir(method, data, r, size=size, seed=seed, label_from=label_from, **_given(epochs=epochs, lr=lr, bs=bs))
-    try: learn = pretrain(method, data, r, size=size, path=path, resume=resume, seed=seed, label_from=label_from,
-                          data_on_device=not no_data_on_device, **_given(epochs=epochs, lr=lr, bs=bs))
+    run = dict(size=size, path=path, resume=resume, seed=seed, label_from=label_from, data_on_device=not no_data_on_device, export=export)
+    try: learn = _standalone(method, data, r, run, **_given(epochs=epochs, bs=bs))   # the table read once, the run folder named by it
     except RunLocked as e: raise SystemExit(f"modan_pretrain: {e}") from None
     if not rank_distrib(): print(f"encoder saved to {Path(learn.path)/'encoder.pth'}")
-    if export is not None and not rank_distrib(): print(f"encoder exported to {export_run(learn, export, data)}")
+    if export is not None and not rank_distrib(): print(f"encoder exported to {Path(export)}")

@@ -4,20 +4,20 @@
 
 # %% ../nbs/01_metadata.ipynb #9f8d6d1d
 from __future__ import annotations
-import difflib, json, re, warnings
+import difflib, hashlib, io, json, re, warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from .core import check_columns
 
 # %% auto #0
-__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'SEPARATOR_LOOKALIKES', 'NEW_VALUES', 'IMAGE_EXTS', 'DICOM_TAGS',
-           'ANATOMY_TAGS', 'DICOM_COLUMNS', 'normalize_value', 'known_values', 'near_miss', 'check_values',
-           'MetadataEncoder', 'read_metadata_csv', 'metadata_from_paths', 'anatomy_from_text', 'read_dicom_metadata',
-           'check_multihot', 'jaccard_matrix']
+__all__ = ['DEFAULT_FIELDS', 'SYNONYMS', 'OTHER', 'NEW_VALUES', 'SEPARATOR_LOOKALIKES', 'IMAGE_EXTS', 'DICOM_TAGS',
+           'ANATOMY_TAGS', 'DICOM_COLUMNS', 'normalize_value', 'mark_checked', 'checked_columns', 'is_checked',
+           'MetadataEncoder', 'check_multihot', 'jaccard_matrix', 'known_values', 'near_miss', 'check_values',
+           'read_metadata_csv', 'metadata_from_paths', 'anatomy_from_text', 'read_dicom_metadata']
 
 # %% ../nbs/01_metadata.ipynb #246ebfa7
 DEFAULT_FIELDS = ('modality', 'anatomy')
@@ -59,6 +59,7 @@ def normalize_value(field:str, # the metadata field, e.g. 'modality'
 
 # %% ../nbs/01_metadata.ipynb #3120b841
 OTHER = '<other>'
+NEW_VALUES = ('error', 'accept') # what to do with an almost-known value (see 'Values that are almost known')
 
 def _split_values(field, value, sep, row):
     "The normalised labels of one cell; missing or empty cells are an error naming the row and field."
@@ -71,9 +72,173 @@ def _split_values(field, value, sep, row):
             if q not in out: out.append(q)
     return out
 
+# %% ../nbs/01_metadata.ipynb #55727cbd
+def _digest(df:pd.DataFrame, cols)->str:
+    "The SHA-256 of the values of `cols`, row by row (index not included)."
+    return hashlib.sha256(pd.util.hash_pandas_object(df[list(cols)].astype(str), index=False).values.tobytes()).hexdigest()
+
+def mark_checked(df:pd.DataFrame, # a table whose `cols` were just checked
+                 cols:Sequence[str], # the checked columns (their presence and, for fields, their values)
+                 new_values:str='error', # how almost-known values were treated: 'error' (refused) or 'accept'ed
+                 **info, # more to record (label_col, root, ...): what the check depended on
+                )->pd.DataFrame:
+    "Record in `df.attrs['checked']` that `cols` were checked, with a digest of their values; return `df`."
+    df.attrs['checked'] = dict(info, cols=list(cols), new_values=new_values, digest=_digest(df, cols))
+    return df
+
+def checked_columns(df, # any table
+                    new_values:str='accept', # 'error': only a check that refused almost-known values counts
+                   )->list:
+    "The columns of `df` whose check (`mark_checked`) still holds: none if the table changed since."
+    m = getattr(df, 'attrs', {}).get('checked') if isinstance(df, pd.DataFrame) else None
+    if not m or (new_values == 'error' and m['new_values'] != 'error'): return []
+    if not set(m['cols']) <= set(df.columns) or _digest(df, m['cols']) != m['digest']: return []
+    return list(m['cols'])
+
+def is_checked(df, cols:Sequence[str], new_values:str='accept')->bool:
+    "Were all `cols` of `df` checked (and is the table unchanged since)?"
+    done = checked_columns(df, new_values)
+    return bool(done) and set(cols) <= set(done)
+
+# %% ../nbs/01_metadata.ipynb #9c143098
+class MetadataEncoder:
+    "Encode metadata fields (default modality and anatomy) as the concatenation of one multi-hot block per field."
+    def __init__(self,
+                 fields:Sequence[str]=DEFAULT_FIELDS, # the table columns to encode, in block order
+                 sep:str='|', # separates several labels in one cell, e.g. 'abdomen|pelvis'
+                 other:bool=False, # map unknown values to an `<other>` slot per field instead of failing
+                 new_values:str='error', # at `fit`, an almost-known value ('Ultrasoud') is an error, or 'accept' it (`check_values`)
+                 mapping:Mapping|None=None, # {field: {raw value: value}} applied before normalising, at fit and encode
+                ):
+        if isinstance(fields, str): fields = (fields,)
+        if not fields: raise ValueError("fields must name at least one column")
+        if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
+        store_attr('sep,other,new_values'); self.mapping = {f: dict(m) for f, m in (mapping or {}).items()}
+        self.fields = tuple(fields); self.vocab = None
+
+    def fit(self, df:pd.DataFrame): # a table with one column per field
+        "Learn each field's sorted vocabulary from `df` (checked by `check` first)."
+        df = self.check(df)
+        self.vocab = {}
+        for f in self.fields:
+            vals = set()
+            for idx, v in df[f].items(): vals.update(_split_values(f, v, self.sep, idx))
+            self.vocab[f] = sorted(vals) + ([OTHER] if self.other else [])
+        return self
+
+    def check(self, df:pd.DataFrame)->pd.DataFrame:
+        "The table `fit` learns from: its fields must be columns. 'Values that are almost known' below adds the value check."
+        if not is_checked(df, self.fields): check_columns(df, self.fields)
+        return df
+
+    def __eq__(self, o): return isinstance(o, MetadataEncoder) and self.to_dict() == o.to_dict()
+    def __repr__(self):
+        if self.vocab is None: return f"MetadataEncoder(fields={self.fields}, unfitted)"
+        return f"MetadataEncoder({', '.join(f'{f}: {len(v)}' for f, v in self.vocab.items())}; n_out={self.n_out})"
+    def _check_fitted(self):
+        if self.vocab is None: raise RuntimeError("MetadataEncoder is not fitted: call .fit(table) or MetadataEncoder.load(path)")
+
+# %% ../nbs/01_metadata.ipynb #66aef18e
+@patch(as_prop=True)
+def n_out(self:MetadataEncoder)->int: self._check_fitted(); return sum(len(v) for v in self.vocab.values())
+@patch(as_prop=True)
+def names(self:MetadataEncoder)->list: self._check_fitted(); return [f"{f}={v}" for f in self.fields for v in self.vocab[f]]
+@patch(as_prop=True)
+def blocks(self:MetadataEncoder)->dict:
+    "The slice of the vector that belongs to each field."
+    self._check_fitted(); out, i = {}, 0
+    for f in self.fields: out[f] = slice(i, i+len(self.vocab[f])); i += len(self.vocab[f])
+    return out
+
+# %% ../nbs/01_metadata.ipynb #dac9c449
+@patch
+def _index(self:MetadataEncoder, f, label, row):
+    voc = self.vocab[f]
+    try: return voc.index(label)
+    except ValueError:
+        if self.other: return voc.index(OTHER)
+        raise ValueError(f"row {row!r}: unknown {f} {label!r}; known values: {[v for v in voc if v != OTHER]} "
+                         f"(refit, or build the encoder with other=True)") from None
+
+@patch
+def encode(self:MetadataEncoder, data:pd.DataFrame|Mapping, # a table, or one row (dict or Series)
+          )->torch.Tensor:
+    "Multi-hot float32 tensor: (N, n_out) for a table, (n_out,) for one row."
+    self._check_fitted()
+    single = not isinstance(data, pd.DataFrame)
+    df = pd.DataFrame([dict(data)], index=[getattr(data, 'name', 0)]) if single else data
+    if not is_checked(df, self.fields): check_columns(df, self.fields)   # a checked table is not checked again
+    if self.mapping: df = check_values(df, self.fields, self.sep, self.mapping, new_values='accept')
+    Y = np.zeros((len(df), self.n_out), dtype=np.float32)
+    for j, f in enumerate(self.fields):
+        off = self.blocks[f].start
+        for i, (idx, v) in enumerate(df[f].items()):
+            for lab in _split_values(f, v, self.sep, idx): Y[i, off + self._index(f, lab, idx)] = 1.
+    Y = torch.from_numpy(Y)
+    return Y[0] if single else Y
+
+@patch
+def decode(self:MetadataEncoder, Y:torch.Tensor|np.ndarray, # (N, n_out) or (n_out,) multi-hot
+           thresh:float=0.5, # a slot counts as set above this value
+          )->list|dict:
+    "The field values of each row, several labels joined by `sep`."
+    self._check_fitted()
+    Y = torch.as_tensor(Y)
+    if Y.shape[-1] != self.n_out: raise ValueError(f"vectors have {Y.shape[-1]} slots, the encoder has {self.n_out}")
+    rows = [{f: self.sep.join(v for v, on in zip(self.vocab[f], y[self.blocks[f]] > thresh) if on) for f in self.fields}
+            for y in Y.reshape(-1, self.n_out)]
+    return rows[0] if Y.ndim == 1 else rows
+
+# %% ../nbs/01_metadata.ipynb #a8c19956
+@patch
+def to_dict(self:MetadataEncoder)->dict:
+    self._check_fitted()
+    return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab, new_values=self.new_values, mapping=self.mapping)
+@patch(cls_method=True)
+def from_dict(cls:MetadataEncoder, d:dict):
+    enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False), new_values=d.get('new_values', 'error'), mapping=d.get('mapping'))
+    enc.vocab = {f: list(d['vocab'][f]) for f in enc.fields}
+    return enc
+@patch
+def save(self:MetadataEncoder, path:str|Path): # a .json file
+    "Save the vocabulary as JSON, so a pretrained encoder is used later with the same encoding."
+    Path(path).write_text(json.dumps(self.to_dict(), indent=1)); return Path(path)
+@patch(cls_method=True)
+def load(cls:MetadataEncoder, path:str|Path):
+    "Load an encoder saved by `save`."
+    try: d = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e}); a vocabulary file cut or edited by hand?") from None
+    return cls.from_dict(d)
+
+# %% ../nbs/01_metadata.ipynb #bbb13feb
+def check_multihot(Y:torch.Tensor, # (N, K) matrix that must be 0/1 with no all-zero row
+                   name:str='Y')->torch.Tensor:
+    "Raise a clear error unless `Y` is a 2-D 0/1 matrix without all-zero rows; return it as a float tensor."
+    Y = torch.as_tensor(Y)
+    if Y.ndim != 2: raise ValueError(f"{name} must be 2-D (N, K), got shape {tuple(Y.shape)}")
+    Y = Y.float() if not Y.is_floating_point() else Y
+    bad = ~((Y == 0) | (Y == 1))
+    if bad.any():
+        i, j = [int(t) for t in bad.nonzero()[0]]
+        raise ValueError(f"{name} must hold only 0/1 values; row {i}, column {j} is {Y[i, j].item()!r}")
+    zero = (Y.sum(1) == 0)
+    if zero.any(): raise ValueError(f"{name} row {int(zero.nonzero()[0])} is all zeros: every image needs at least one label")
+    return Y
+
+def jaccard_matrix(Y:torch.Tensor, # (N, K) multi-hot rows
+                   Y2:torch.Tensor|None=None, # (M, K) rows to compare with (default `Y`)
+                  )->torch.Tensor:
+    "Pairwise Jaccard similarity |a AND b| / |a OR b| between rows, shape (N, M), from one matrix product."
+    Y = check_multihot(Y, 'Y')
+    Y2 = Y if Y2 is None else check_multihot(Y2, 'Y2')
+    if Y.shape[1] != Y2.shape[1]: raise ValueError(f"Y has {Y.shape[1]} columns but Y2 has {Y2.shape[1]}")
+    Y, Y2 = Y.float(), Y2.float()
+    inter = Y @ Y2.T
+    union = Y.sum(1, keepdim=True) + Y2.sum(1)[None] - inter
+    return inter / union
+
 # %% ../nbs/01_metadata.ipynb #d2df04bf
 SEPARATOR_LOOKALIKES = (';', ',', '/', '+', '&')
-NEW_VALUES = ('error', 'accept')
 
 def known_values(field:str)->set:
     "The canonical values the synonym table knows for `field` (e.g. {'CT', 'MR', 'US', ...} for modality)."
@@ -101,6 +266,7 @@ def near_miss(field:str, # the metadata field
         out.append(cands[m[0]] if m else normalize_value(field, p)); changed |= bool(m)
     return ((sep or '|').join(out), 'a near spelling of a known value') if changed else None
 
+# %% ../nbs/01_metadata.ipynb #5f18a97d
 def _apply_mapping(field, values, mapping):
     m = {str(k).strip().upper(): v for k, v in (mapping or {}).get(field, {}).items()}
     return [m.get(str(v).strip().upper(), v) if not _is_missing(v) else v for v in values]
@@ -131,108 +297,19 @@ def check_values(df:pd.DataFrame, # a table with one column per field
             s = near_miss(f, v, sep, others)
             if s is not None: flagged.append((f, v, s[0], s[1], list(rows)))
     if flagged:
-        lines = [f"{f} {v!r} -> {s!r}? ({why}; row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''})" for f, v, s, why, rows in flagged[:10]]
+        row = df.index.name or 'row'   # read_metadata_csv names its rows 'CSV line'
+        lines = [f"{f} {v!r} -> {s!r}? ({why}; {row}(s) {rows[:5]}{' ...' if len(rows) > 5 else ''})" for f, v, s, why, rows in flagged[:10]]
         example = {flagged[0][0]: {flagged[0][1]: flagged[0][2]}}
         raise ValueError(f"{what}: {len(flagged)} value(s) are almost known values and would become new classes:\n  " + '\n  '.join(lines)
                          + f"\nPass mapping= (e.g. {example}) to map them, or new_values='accept' to keep them as new values.")
     return df
 
-# %% ../nbs/01_metadata.ipynb #9c143098
-class MetadataEncoder:
-    "Encode metadata fields (default modality and anatomy) as the concatenation of one multi-hot block per field."
-    def __init__(self,
-                 fields:Sequence[str]=DEFAULT_FIELDS, # the table columns to encode, in block order
-                 sep:str='|', # separates several labels in one cell, e.g. 'abdomen|pelvis'
-                 other:bool=False, # map unknown values to an `<other>` slot per field instead of failing
-                 new_values:str='error', # at `fit`, an almost-known value ('Ultrasoud') is an error, or 'accept' it (`check_values`)
-                 mapping:Mapping|None=None, # {field: {raw value: value}} applied before normalising, at fit and encode
-                ):
-        if isinstance(fields, str): fields = (fields,)
-        if not fields: raise ValueError("fields must name at least one column")
-        if new_values not in NEW_VALUES: raise ValueError(f"new_values must be one of {NEW_VALUES}, got {new_values!r}")
-        store_attr('sep,other,new_values'); self.mapping = {f: dict(m) for f, m in (mapping or {}).items()}
-        self.fields = tuple(fields); self.vocab = None
-
-    def fit(self, df:pd.DataFrame): # a table with one column per field
-        "Learn each field's sorted vocabulary from `df` (almost-known values are flagged, see `check_values`)."
-        df = check_values(df, self.fields, self.sep, self.mapping, self.new_values)
-        self.vocab = {}
-        for f in self.fields:
-            vals = set()
-            for idx, v in df[f].items(): vals.update(_split_values(f, v, self.sep, idx))
-            self.vocab[f] = sorted(vals) + ([OTHER] if self.other else [])
-        return self
-
-    def _check_fitted(self):
-        if self.vocab is None: raise RuntimeError("MetadataEncoder is not fitted: call .fit(table) or MetadataEncoder.load(path)")
-
-    @property
-    def n_out(self)->int: self._check_fitted(); return sum(len(v) for v in self.vocab.values())
-    @property
-    def names(self)->list: self._check_fitted(); return [f"{f}={v}" for f in self.fields for v in self.vocab[f]]
-    @property
-    def blocks(self)->dict:
-        "The slice of the vector that belongs to each field."
-        self._check_fitted(); out, i = {}, 0
-        for f in self.fields: out[f] = slice(i, i+len(self.vocab[f])); i += len(self.vocab[f])
-        return out
-
-    def _index(self, f, label, row):
-        voc = self.vocab[f]
-        try: return voc.index(label)
-        except ValueError:
-            if self.other: return voc.index(OTHER)
-            raise ValueError(f"row {row!r}: unknown {f} {label!r}; known values: {[v for v in voc if v != OTHER]} "
-                             f"(refit, or build the encoder with other=True)") from None
-
-    def encode(self, data:pd.DataFrame|Mapping, # a table, or one row (dict or Series)
-              )->torch.Tensor:
-        "Multi-hot float32 tensor: (N, n_out) for a table, (n_out,) for one row."
-        self._check_fitted()
-        single = not isinstance(data, pd.DataFrame)
-        df = pd.DataFrame([dict(data)], index=[getattr(data, 'name', 0)]) if single else data
-        check_columns(df, self.fields)
-        if self.mapping: df = check_values(df, self.fields, self.sep, self.mapping, new_values='accept')
-        Y = np.zeros((len(df), self.n_out), dtype=np.float32)
-        for j, f in enumerate(self.fields):
-            off = self.blocks[f].start
-            for i, (idx, v) in enumerate(df[f].items()):
-                for lab in _split_values(f, v, self.sep, idx): Y[i, off + self._index(f, lab, idx)] = 1.
-        Y = torch.from_numpy(Y)
-        return Y[0] if single else Y
-
-    def decode(self, Y:torch.Tensor|np.ndarray, # (N, n_out) or (n_out,) multi-hot
-               thresh:float=0.5, # a slot counts as set above this value
-              )->list|dict:
-        "The field values of each row, several labels joined by `sep`."
-        self._check_fitted()
-        Y = torch.as_tensor(Y)
-        if Y.shape[-1] != self.n_out: raise ValueError(f"vectors have {Y.shape[-1]} slots, the encoder has {self.n_out}")
-        rows = [{f: self.sep.join(v for v, on in zip(self.vocab[f], y[self.blocks[f]] > thresh) if on) for f in self.fields}
-                for y in Y.reshape(-1, self.n_out)]
-        return rows[0] if Y.ndim == 1 else rows
-
-    def to_dict(self)->dict:
-        self._check_fitted()
-        return dict(fields=list(self.fields), sep=self.sep, other=self.other, vocab=self.vocab, new_values=self.new_values, mapping=self.mapping)
-    @classmethod
-    def from_dict(cls, d:dict):
-        enc = cls(d['fields'], sep=d.get('sep', '|'), other=d.get('other', False), new_values=d.get('new_values', 'error'), mapping=d.get('mapping'))
-        enc.vocab = {f: list(d['vocab'][f]) for f in enc.fields}
-        return enc
-    def save(self, path:str|Path): # a .json file
-        "Save the vocabulary as JSON, so a pretrained encoder is used later with the same encoding."
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1)); return Path(path)
-    @classmethod
-    def load(cls, path:str|Path):
-        "Load an encoder saved by `save`."
-        try: d = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e}); a vocabulary file cut or edited by hand?") from None
-        return cls.from_dict(d)
-    def __eq__(self, o): return isinstance(o, MetadataEncoder) and self.to_dict() == o.to_dict()
-    def __repr__(self):
-        if self.vocab is None: return f"MetadataEncoder(fields={self.fields}, unfitted)"
-        return f"MetadataEncoder({', '.join(f'{f}: {len(v)}' for f, v in self.vocab.items())}; n_out={self.n_out})"
+# %% ../nbs/01_metadata.ipynb #c4c80e1d
+@patch
+def check(self:MetadataEncoder, df:pd.DataFrame)->pd.DataFrame:
+    "The table `fit` learns from: `check_values` with the encoder's fields, separator, mapping and `new_values` (a checked table passes)."
+    if not self.mapping and is_checked(df, self.fields, self.new_values): return df
+    return check_values(df, self.fields, self.sep, self.mapping, self.new_values)
 
 # %% ../nbs/01_metadata.ipynb #d2c42c75
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.dcm', '.dicom')
@@ -243,18 +320,20 @@ def read_metadata_csv(path:str|Path, # a CSV with a path column and one column p
                       mapping:Mapping|None=None, # {field: {raw value: value}} for almost-known values (see `check_values`)
                       new_values:str='error', # an almost-known value: 'error' or 'accept' it as a new value
                      )->pd.DataFrame:
-    "Read a metadata table, check its columns and values (almost-known ones are flagged), and normalise the field spellings."
+    "Read a metadata table once, check its columns and values once (almost-known ones are flagged), normalise the spellings."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata table {path} does not exist")
-    df = pd.read_csv(path, encoding='utf-8-sig')
-    check_columns(df, [path_col, *fields], what=f"metadata table {path}")
-    df.index = df.index + 2   # rows named by their CSV line
-    df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path} (rows are CSV lines)").reset_index(drop=True)
+    raw = path.read_bytes()   # read once: parsed, and its SHA-256 kept (`attrs['sha256']`, a run's data identity)
+    df = pd.read_csv(io.BytesIO(raw), encoding='utf-8-sig')
+    check_columns(df, [path_col], what=f"metadata table {path}")   # and `check_values` the fields: each column once
+    df.index = pd.RangeIndex(2, len(df) + 2, name='CSV line')   # messages name rows by their line in the file
+    df = check_values(df, fields, '|', mapping, new_values, what=f"metadata table {path}").reset_index(drop=True)
     for f in fields:
         df[f] = [ '|'.join(_split_values(f, v, '|', f"{path.name}:{i+2}")) for i, v in enumerate(df[f]) ]
-    df.attrs['root'] = str(path.parent)
-    return df
+    df.attrs.update(root=str(path.parent), source=str(path), sha256=hashlib.sha256(raw).hexdigest())
+    return mark_checked(df, [path_col, *fields], new_values)
 
+# %% ../nbs/01_metadata.ipynb #86110b1d
 def metadata_from_paths(paths:str|Path|Iterable, # a RadImageNet-style root folder, or a list of image paths
                         root:str|Path|None=None, # the folder the MOD/anatomy/label levels start from
                        )->pd.DataFrame:
@@ -297,6 +376,7 @@ def anatomy_from_text(text:str|None, # a header value, e.g. 'CT CHEST W/WO CONTR
             if a not in found: found.append(a)
     return '|'.join(found) or None
 
+# %% ../nbs/01_metadata.ipynb #75188d74
 def _dicom_header(p:Path):
     "The dataset of a DICOM file, large values deferred; an error names a file that is empty, unreadable or cut short."
     import pydicom
@@ -334,6 +414,7 @@ def _dicom_row(p, anatomy_map=None):
             break
     return dict(path=str(p), modality=normalize_value('modality', mod), anatomy=ana, modality_source='Modality', anatomy_source=src, **texts)
 
+# %% ../nbs/01_metadata.ipynb #6c75a613
 def _dicom_rows(paths, anatomy_map, n_workers, progress):
     "The rows (or errors) of `paths` in order, read by `n_workers` processes when there are many files, with a progress bar."
     import functools, multiprocessing as mp, os
@@ -352,6 +433,7 @@ def _dicom_rows(paths, anatomy_map, n_workers, progress):
         yield from (progress_bar(res, total=len(paths), leave=False) if progress else res)
     finally: ex.shutdown(cancel_futures=True)
 
+# %% ../nbs/01_metadata.ipynb #ed82ae96
 def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder searched recursively for *.dcm / *.dicom
                         missing:str='raise', # an unreadable file or one without Modality: 'raise', or 'skip' it (attrs['skipped'])
                         anatomy_map:Mapping|None=None, # {header text or word: anatomy} for values the synonym table does not know
@@ -388,30 +470,3 @@ def read_dicom_metadata(paths:str|Path|Iterable, # DICOM files, or a folder sear
                       + '; '.join(f"{Path(p).name} ({why})" for p, why in skipped[:3]) + (' ...' if len(skipped) > 3 else ''))
     df.attrs.update(skipped=skipped, unresolved=unres)
     return df
-
-# %% ../nbs/01_metadata.ipynb #bbb13feb
-def check_multihot(Y:torch.Tensor, # (N, K) matrix that must be 0/1 with no all-zero row
-                   name:str='Y')->torch.Tensor:
-    "Raise a clear error unless `Y` is a 2-D 0/1 matrix without all-zero rows; return it as a float tensor."
-    Y = torch.as_tensor(Y)
-    if Y.ndim != 2: raise ValueError(f"{name} must be 2-D (N, K), got shape {tuple(Y.shape)}")
-    Y = Y.float() if not Y.is_floating_point() else Y
-    bad = ~((Y == 0) | (Y == 1))
-    if bad.any():
-        i, j = [int(t) for t in bad.nonzero()[0]]
-        raise ValueError(f"{name} must hold only 0/1 values; row {i}, column {j} is {Y[i, j].item()!r}")
-    zero = (Y.sum(1) == 0)
-    if zero.any(): raise ValueError(f"{name} row {int(zero.nonzero()[0])} is all zeros: every image needs at least one label")
-    return Y
-
-def jaccard_matrix(Y:torch.Tensor, # (N, K) multi-hot rows
-                   Y2:torch.Tensor|None=None, # (M, K) rows to compare with (default `Y`)
-                  )->torch.Tensor:
-    "Pairwise Jaccard similarity |a AND b| / |a OR b| between rows, shape (N, M), from one matrix product."
-    Y = check_multihot(Y, 'Y')
-    Y2 = Y if Y2 is None else check_multihot(Y2, 'Y2')
-    if Y.shape[1] != Y2.shape[1]: raise ValueError(f"Y has {Y.shape[1]} columns but Y2 has {Y2.shape[1]}")
-    Y, Y2 = Y.float(), Y2.float()
-    inter = Y @ Y2.T
-    union = Y.sum(1, keepdim=True) + Y2.sum(1)[None] - inter
-    return inter / union

@@ -99,6 +99,7 @@ def _ddti_listed_twice(d:pd.DataFrame, csv:Path, duplicates:str)->pd.DataFrame:
     warnings.warn(f"{csv}: left out {len(drop)} row(s) of crops listed more than once: " + '; '.join(desc(g) for g in groups[:5]))
     return d.drop(index=drop)
 
+# %% ../nbs/03b_tasks.ipynb #7390e4d6
 def read_ddti(root:str|Path, # folder with cropped/ and diagnosis.csv
               image_dir:str='cropped', # the sub-folder of crops
               missing:str='warn', # a labelled name without its image: 'warn' (leave it out, listed in attrs) or 'raise'
@@ -128,6 +129,7 @@ def read_ddti(root:str|Path, # folder with cropped/ and diagnosis.csv
     df.attrs['missing'] = lost
     return df
 
+# %% ../nbs/03b_tasks.ipynb #c76a8f14
 def read_thyroid_folders(root:str|Path, # folder with benign/ and malignant/ (any capitalisation)
                          group_fn:Callable|None=None, # file Path -> group id (default: the file stem, i.e. no patient ids)
                         )->pd.DataFrame:
@@ -147,6 +149,24 @@ def _missing_images(files:Sequence[Path], where:str):
     lost = [str(f) for f in files if not f.is_file()]
     if lost: raise FileNotFoundError(f"{where}: {len(lost)} listed image(s) are not in the folder, e.g. {lost[:5]}")
 
+def _busbra_folds(df:pd.DataFrame, d:pd.DataFrame, fold_file:Path, csv:Path)->pd.DataFrame:
+    "`df` with the publisher's folds: `kfold` as in `fold_file`, `fold` numbered from 0; an error if a patient is in two folds."
+    ff = _need_file(fold_file, 'BUS-BRA fold table')
+    k = pd.read_csv(ff, dtype=str, keep_default_na=False, encoding='utf-8-sig')
+    check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
+    kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
+    if kf.index.duplicated().any(): raise ValueError(f"{ff}: ID {kf.index[kf.index.duplicated()][0]!r} is listed more than once")
+    nonint = kf[~kf.str.fullmatch(r'\d+')]
+    if len(nonint): raise ValueError(f"{ff}: image {nonint.index[0]!r} has kFold {nonint.iloc[0]!r}, not a fold number")
+    lost = [i for i in d.ID.str.strip() if i not in kf.index]
+    if lost: raise ValueError(f"{ff}: {len(lost)} image(s) of {csv.name} have no fold, e.g. {lost[:5]}")
+    df['kfold'] = kf.loc[d.ID.str.strip()].astype(int).values
+    df['fold'] = df.kfold.rank(method='dense').astype(int) - 1
+    split = df.groupby('group').fold.nunique()
+    if split.max() > 1: raise ValueError(f"{ff}: patient (Case) {split.idxmax()!r} is in more than one fold")
+    return df
+
+# %% ../nbs/03b_tasks.ipynb #ebba3ad2
 def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fold-cv.csv
                 folds:str|None='publisher', # 'publisher': the `fold_file`'s kFold as the `fold` column; None: no fold column
                 fold_file:str='5-fold-cv.csv', # the publisher's fold table (`10-fold-cv.csv` for ten folds)
@@ -168,20 +188,7 @@ def read_busbra(root:str|Path, # the BUS-BRA folder: bus_data.csv, images/, 5-fo
     df = pd.DataFrame(dict(path=[str(f) for f in files], label=(patho == 'malignant').astype(int).values,
                            group=d.Case.str.strip().values, split='', item=[str(f.relative_to(root)) for f in files],
                            pathology=patho.values, birads=opt('BIRADS'), histology=opt('Histology'), device=opt('Device')))
-    if folds == 'publisher':
-        ff = _need_file(root/fold_file, 'BUS-BRA fold table')
-        k = pd.read_csv(ff, dtype=str, keep_default_na=False, encoding='utf-8-sig')
-        check_columns(k, ['ID', 'kFold'], what=f"BUS-BRA fold table {ff}")
-        kf = k.set_index(k.ID.str.strip()).kFold.str.strip()
-        if kf.index.duplicated().any(): raise ValueError(f"{ff}: ID {kf.index[kf.index.duplicated()][0]!r} is listed more than once")
-        nonint = kf[~kf.str.fullmatch(r'\d+')]
-        if len(nonint): raise ValueError(f"{ff}: image {nonint.index[0]!r} has kFold {nonint.iloc[0]!r}, not a fold number")
-        lost = [i for i in d.ID.str.strip() if i not in kf.index]
-        if lost: raise ValueError(f"{ff}: {len(lost)} image(s) of {csv.name} have no fold, e.g. {lost[:5]}")
-        df['kfold'] = kf.loc[d.ID.str.strip()].astype(int).values
-        df['fold'] = df.kfold.rank(method='dense').astype(int) - 1
-        split = df.groupby('group').fold.nunique()
-        if split.max() > 1: raise ValueError(f"{ff}: patient (Case) {split.idxmax()!r} is in more than one fold")
+    if folds == 'publisher': df = _busbra_folds(df, d, root/fold_file, csv)
     return _as_task_table(df, root)
 
 # %% ../nbs/03b_tasks.ipynb #cfdfe8d1
@@ -239,6 +246,7 @@ def read_mrnet(root:str|Path, # folder with train/, valid/ and the {split}-{task
             rows.append((str(f), int(y), eid, split, str(f.relative_to(root)), n))
     return _task_table(rows, root, extra=('n_slices',))
 
+# %% ../nbs/03b_tasks.ipynb #2ed87df5
 def carve_valid(df:pd.DataFrame, # a task table with an official 'train' split
                 valid_pct:float=0.2, # share of training groups moved to 'valid'
                 seed:int=0,
@@ -288,6 +296,7 @@ def _rin_rows(csv:Path, tdir:Path, task:str, check_files:bool)->list:
     if not rows: raise ValueError(f"{csv} has no rows")
     return rows
 
+# %% ../nbs/03b_tasks.ipynb #b563b070
 def read_radimagenet_split(root:str|Path, # the folder with acl/, breast/, thyroid/ (or the task folder itself)
                            task:str='acl', # 'acl', 'breast' or 'thyroid'
                            folds:Sequence[int]=(1, 2, 3, 4, 5), # the folds read (RadImageNet has 5)
@@ -402,6 +411,29 @@ def _describe_row(df, i, cols):
     r = df.loc[i]
     return f"row {i} ({', '.join(f'{c} {r[c]!r}' if c == cols[0] else f'{c} {r[c]}' for c in cols)})"
 
+# %% ../nbs/03b_tasks.ipynb #0f7daee2
+def _conflict(df, ix, label_col)->bool: return label_col in df.columns and df.loc[ix, label_col].nunique() > 1
+
+def _duplicates_message(df, h, sets, cols, label_col, fold_col, what)->str:
+    "The error: each set of rows holding one image (the first five), with their labels and folds when they differ."
+    lines = [f"{' and '.join(_describe_row(df, i, cols) for i in ix)} are the same image (sha256 {h[ix[0]][:12]})"
+             + (f": conflicting labels {sorted(df.loc[ix, label_col].unique().tolist())}" if _conflict(df, ix, label_col) else '')
+             + (f", in folds {sorted(df.loc[ix, fold_col].unique().tolist())}" if fold_col in df.columns and df.loc[ix, fold_col].nunique() > 1 else '')
+             for ix in sets[:5]]
+    return (f"{what}: {len(sets)} image(s) appear in more than one row ({sum(map(len, sets))} rows); "
+            f"pass duplicates='drop' or 'keep' to go on.\n" + '\n'.join(lines) + ('\n...' if len(sets) > 5 else ''))
+
+def _duplicate_report(df, h, sets, cols, label_col)->pd.DataFrame:
+    "The rows `on='drop'` leaves out: the copies after the first, or every row of an image with conflicting labels."
+    drop = []
+    for ix in sets:
+        bad = _conflict(df, ix, label_col)
+        for i in (ix if bad else ix[1:]):
+            drop.append(dict(row=i, **{c: df.loc[i, c] for c in [*cols, *(['item'] if 'item' in df.columns else [])]}, sha256=h[i], copy_of=ix[0],
+                             reason='conflicting labels' if bad else 'duplicate'))
+    return pd.DataFrame(drop)
+
+# %% ../nbs/03b_tasks.ipynb #2289c14c
 def check_duplicates(df:pd.DataFrame, # a task table
                      on:str='error', # 'error', 'drop' (copies that agree: keep the first; that conflict: drop all) or 'keep' (no check)
                      hashes:Sequence[str]|None=None, # one content hash per row (default: `content_hash` of `path_col`)
@@ -421,21 +453,8 @@ def check_duplicates(df:pd.DataFrame, # a task table
     if len(dup) == 0: return orig
     cols = [c for c in (path_col, label_col, group_col, fold_col) if c in df.columns]
     sets = [list(ix) for _, ix in dup.groupby(dup, sort=False).groups.items()]
-    conflict = lambda ix: label_col in df.columns and df.loc[ix, label_col].nunique() > 1
-    if on == 'error':
-        lines = [f"{' and '.join(_describe_row(df, i, cols) for i in ix)} are the same image (sha256 {h[ix[0]][:12]})"
-                 + (f": conflicting labels {sorted(df.loc[ix, label_col].unique().tolist())}" if conflict(ix) else '')
-                 + (f", in folds {sorted(df.loc[ix, fold_col].unique().tolist())}" if fold_col in df.columns and df.loc[ix, fold_col].nunique() > 1 else '')
-                 for ix in sets[:5]]
-        raise ValueError(f"{what}: {len(sets)} image(s) appear in more than one row ({len(dup)} rows); "
-                         f"pass duplicates='drop' or 'keep' to go on.\n" + '\n'.join(lines) + ('\n...' if len(sets) > 5 else ''))
-    drop = []
-    for ix in sets:
-        bad = conflict(ix)
-        for i in (ix if bad else ix[1:]):
-            drop.append(dict(row=i, **{c: df.loc[i, c] for c in [*cols, *(['item'] if 'item' in df.columns else [])]}, sha256=h[i], copy_of=ix[0],
-                             reason='conflicting labels' if bad else 'duplicate'))
-    rep = pd.DataFrame(drop)
+    if on == 'error': raise ValueError(_duplicates_message(df, h, sets, cols, label_col, fold_col, what))
+    rep = _duplicate_report(df, h, sets, cols, label_col)
     warnings.warn(f"{what}: dropped {len(rep)} row(s) holding an image of another row: "
                   f"{(rep.reason == 'duplicate').sum()} copies, {(rep.reason != 'duplicate').sum()} with conflicting labels "
                   f"(e.g. {rep[path_col].head(3).tolist() if path_col in rep else rep.row.head(3).tolist()}); see pd.DataFrame(df.attrs['duplicates'])")
@@ -464,6 +483,7 @@ def make_folds(df:pd.DataFrame, # a task table
     out = df.copy(); out['fold'] = fold
     return out
 
+# %% ../nbs/03b_tasks.ipynb #7e040c87
 def _key_col(df): return 'item' if 'item' in df.columns else 'path'
 
 def save_folds(df:pd.DataFrame, # a table with a `fold` column (from `make_folds`)

@@ -130,7 +130,7 @@ def test_misspelt_modality_is_not_a_new_class(tmp_path):
     with pytest.raises(ValueError, match=r"modality 'Ultrasoud' -> 'US'\? \(a near spelling of a known value; row\(s\) \[1\]\)"):
         MetadataEncoder().fit(t)                                                        # before: a modality 'ULTRASOUD'
     t.to_csv(tmp_path/'meta.csv', index=False)
-    with pytest.raises(ValueError, match=r"(?s)meta\.csv .*modality 'Ultrasoud' -> 'US'\? .*row\(s\) \[3\]"): read_metadata_csv(tmp_path/'meta.csv')
+    with pytest.raises(ValueError, match=r"(?s)meta\.csv: .*modality 'Ultrasoud' -> 'US'\? .*CSV line\(s\) \[3\]"): read_metadata_csv(tmp_path/'meta.csv')
     assert read_metadata_csv(tmp_path/'meta.csv', mapping={'modality': {'Ultrasoud': 'US'}}).modality.tolist() == ['US', 'US', 'CT', 'US']
     assert 'ULTRASOUD' in MetadataEncoder(new_values='accept').fit(t).vocab['modality']
 

@@ -723,7 +723,7 @@ class TransferTask:
     df:pd.DataFrame # task table of `modan_nb.tasks` (path, label, group[, plane][, fold][, split])
     name:str # e.g. 'acl', 'breast', 'thyroid': names its folds file and its entry in the run folder's config.json
     agg:str|None=None # 'mean'/'max': one score per group before the fold AUC (2D slices of one knee); 'none'/None: per image
-    duplicates:str='error' # the same image under two groups or labels: 'error', 'drop' (keep the first) or 'keep'
+    duplicates:str='error' # the same image twice: 'error', 'drop' (copies that agree: the first kept; that conflict: all left out) or 'keep'
     inputs:object=None # preloaded `task_inputs(df, size)[0]` (same row order), to skip loading
 
     def __post_init__(self):

@@ -258,7 +258,7 @@ def units_left(out_dir:Path, method:str, task:str, protocol:str, n_units:int, fr
 def evaluate(encoders:dict, df:pd.DataFrame, task:str, out_dir:Path, a, protocol:str, n_folds:int, fractions=(1.0,), repeats:int=1,
              duplicates:str='error'):
     "run_transfer of every method on one task with one protocol, resumable (finished units are skipped); a duplicate image is an error unless `duplicates` says otherwise."
-    from modan_nb.transfer import run_transfer, task_inputs
+    from modan_nb.transfer import run_transfer, task_inputs, TransferTask
     from modan_nb.models import load_encoder
     x = None
     if 'fold' in df.columns: n_folds = df['fold'].nunique()   # given folds (BUS-BRA's publisher folds, external validation)
@@ -270,9 +270,9 @@ def evaluate(encoders:dict, df:pd.DataFrame, task:str, out_dir:Path, a, protocol
         if a.ft_mode == 'top': inputs, enc = trunk_maps(full, x), Top(full)
         else: inputs, enc = x, full
         t0 = time.time()
-        au, _ = run_transfer({m: enc}, df, task, protocols=[protocol], n_folds=n_folds, repeats=repeats, fractions=list(fractions),
-                             size=a.size, epochs=a.ft_epochs, bs=a.ft_bs, lr=a.ft_lr, step_size=max(1, a.ft_epochs - 1),
-                             seed=a.seed, out_dir=out_dir, resume=True, device='cpu', inputs=inputs, duplicates=duplicates)
+        au, _ = run_transfer({m: enc}, TransferTask(df, task, duplicates=duplicates, inputs=inputs), protocols=[protocol], n_folds=n_folds,
+                             repeats=repeats, fractions=list(fractions), size=a.size, epochs=a.ft_epochs, bs=a.ft_bs, lr=a.ft_lr,
+                             step_size=max(1, a.ft_epochs - 1), seed=a.seed, out_dir=out_dir, resume=True, device='cpu')
         log(f"  {task} {protocol} {m}: {len(au)} units ({n_units} asked) in {time.time()-t0:.0f} s")
 
 def complete_results(out_dir:Path, methods)->tuple:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_your_task.ipynb #a5c3b73b
 from __future__ import annotations
-import contextlib, copy
+import contextlib, copy, dataclasses
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,9 +13,10 @@ import torch.nn as nn
 from .core import seed_everything, default_device, check_columns
 from fastai.learner import Learner
 from fastai.data.core import DataLoaders
-from .transfer import (TaskDL, StepLR, BinaryClassifier, KNNProbe, TransferRecipe, binary_learner, unit_seed, task_cases,
-                               task_inputs, is_multiplane, inner_split, prob1, safe_auc, _fit_loss, _take, _prepare_encoder,
-                               _n_features, _frozen_features, _plan, _task_folds, _dedupe, _case_hashes, _has_predefined_splits)
+from .transfer import (TaskDL, StepLR, BinaryClassifier, KNNProbe, TransferRecipe, TransferTask, binary_learner, unit_seed,
+                               task_cases, task_inputs, is_multiplane, inner_split, prob1, safe_auc, _fit_loss, _take, _prepare_encoder,
+                               _n_features, _frozen_features, _plan, _task_folds, _dedupe, _case_hashes, _has_predefined_splits,
+                               _fit_settings, _head_on_features)
 
 # %% auto #0
 __all__ = ['PROBES', 'read_task_table', 'BinaryLoss', 'LearnerDL', 'TaskDataLoaders', 'FrozenProbe', 'finetune', 'probe',
@@ -78,113 +79,130 @@ class FrozenProbe(BinaryClassifier):
         super().train(mode); self.encoder.eval(); return self
 
 # %% ../nbs/07b_your_task.ipynb #5972420d
-PROBES = ('linear', 'knn')
+def _as_task(task)->TransferTask:
+    "`task` as a `TransferTask` whose table went through `read_task_table` (named 'task', or after its CSV file)."
+    if isinstance(task, TransferTask): return dataclasses.replace(task, df=read_task_table(task.df))
+    return TransferTask(read_task_table(task), 'task' if isinstance(task, pd.DataFrame) else Path(task).stem)
 
-def _all_params(m:nn.Module)->list: return list(m.parameters())
-
-def _prepare(encoder, task, fold, seed, repeat, recipe, device, inputs, duplicates, name):
-    "Everything one unit needs, as `run_transfer` builds it: (encoder, inputs, y, n_planes, (train, valid, test) positions, unit seed)."
-    df = read_task_table(task)
-    encoder = _prepare_encoder(encoder, recipe)
-    if inputs is None: inputs, cases = task_inputs(df, recipe.size)
-    else: cases = task_cases(df)
+def _unit_table(task:TransferTask, fold, seed:int, recipe)->tuple:
+    "(inputs, table, predefined) of one unit as `run_transfer` builds them: duplicates checked (per fold for predefined splits), folds made for a `fold`."
+    df = task.df
+    if task.inputs is None: inputs, cases = task_inputs(df, recipe.size)
+    else: inputs, cases = task.inputs, task_cases(df)
     if len(inputs) != len(cases): raise ValueError(f"inputs has {len(inputs)} samples, the task table {len(cases)}")
     predefined = fold is not None and _has_predefined_splits(df)
-    keep = _dedupe(cases.assign(fold=df['fold']) if predefined else cases, _case_hashes(cases, inputs), duplicates, name, predefined)
+    keep = _dedupe(cases.assign(fold=df['fold']) if predefined else cases, _case_hashes(cases, inputs), task.duplicates, task.name, predefined)
     if not keep.all():
         inputs = _take(inputs, np.flatnonzero(keep))
         df = df[keep] if not is_multiplane(df) else df[df['group'].astype(str).isin(cases['group'][keep])]
     df = df.reset_index(drop=True)
-    if fold is not None: df, _ = _task_folds(df, name, recipe.n_folds, seed, None, False, predefined)
-    cases = task_cases(df)
-    y = cases['label'].to_numpy().astype(int)
-    n_planes = df['plane'].nunique() if is_multiplane(df) else 1
+    if fold is not None: df, _ = _task_folds(df, task.name, recipe.n_folds, seed, None, False, predefined)
+    return inputs, df, predefined
+
+def _unit_split(cases:pd.DataFrame, df:pd.DataFrame, fold, seed:int, repeat:int, recipe, predefined:bool, name:str)->tuple:
+    "((train, valid, test) positions, unit seed): `run_transfer`'s unit of `fold`; with `fold=None` every row trains but the validation share."
     if fold is None:
         tr, va = inner_split(cases, recipe.valid_frac if recipe.select == 'best' else 0., seed=seed)
-        split, useed = (tr, va, tr[:0]), unit_seed(seed, repeat, 0)
-    else:
-        folds = sorted(df['fold'].unique())
-        if fold not in folds: raise ValueError(f"fold {fold!r} is not one of the task's folds {folds}")
-        split, useed = _plan(cases, [fold], recipe, seed, predefined, name)[(recipe.fractions[0], fold)], unit_seed(seed, repeat, int(fold))
-    return encoder, inputs, y, n_planes, cases, split, useed
+        return (tr, va, tr[:0]), unit_seed(seed, repeat, 0)
+    folds = sorted(df['fold'].unique())
+    if fold not in folds: raise ValueError(f"fold {fold!r} is not one of the task's folds {folds}")
+    return _plan(cases, [fold], recipe, seed, predefined, name)[(recipe.fractions[0], fold)], unit_seed(seed, repeat, int(fold))
 
-def _unit_learner(protocol, task, encoder, fold, seed, repeat, recipe, device, inputs, duplicates, quiet, path):
+# %% ../nbs/07b_your_task.ipynb #10bb92d5
+PROBES = ('linear', 'knn')
+
+def _all_params(m:nn.Module)->list: return list(m.parameters())
+def _valid(X, y, va): return None if len(va) == 0 else (_take(X, va), y[va])
+
+def _knn_learner(encoder, feats, inputs, y, split, n_feat:int, n_planes:int, recipe, fit:dict)->Learner:
+    "The k-NN probe behind its frozen encoder, as a Learner that trains nothing (no optimiser step, no schedule)."
+    tr, va, _ = split
+    fit_idx = np.r_[tr, va]
+    head = KNNProbe(_take(feats, fit_idx), y[fit_idx], k=recipe.knn_k)
+    learn = binary_learner(FrozenProbe(copy.deepcopy(encoder), head, n_feat, n_planes, recipe.pool), _take(inputs, tr), y[tr], **fit)
+    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, StepLR)))
+    learn.splitter = _all_params   # an optimiser (which `Learner.export` rebuilds) over the frozen weights: nothing is empty
+    return learn
+
+def _head_learner(feats, y, split, recipe, fit:dict)->Learner:
+    "Linear probing's head on cached frozen features (`probe_bn='eval'`)."
+    tr, va, _ = split
+    return binary_learner(_head_on_features(recipe.probe_head, feats.shape[1]), _take(feats, tr), y[tr], valid=_valid(feats, y, va), **fit)
+
+def _model_learner(protocol:str, encoder, inputs, y, split, n_feat:int, n_planes:int, recipe, fit:dict)->Learner:
+    "A copy of the encoder and a new head: every layer trains ('finetune'), or the head alone behind the encoder in training mode ('linear', `probe_bn='train'`)."
+    tr, va, _ = split
+    head = recipe.head if protocol == 'finetune' else recipe.probe_head
+    model = BinaryClassifier(copy.deepcopy(encoder), n_features=n_feat, n_planes=n_planes, pool=recipe.pool, head=head)
+    for p in model.parameters(): p.requires_grad_(protocol == 'finetune')
+    for p in model.head.parameters(): p.requires_grad_(True)
+    return binary_learner(model, _take(inputs, tr), y[tr], valid=_valid(inputs, y, va), max_slices=recipe.max_slices, **fit)
+
+# %% ../nbs/07b_your_task.ipynb #38ac485b
+def _fit_learner(learn:Learner, epochs:int, quiet:bool):
+    "Fit for `epochs` (none for the k-NN probe); returns (history, chosen epoch)."
+    learn.loss_func = BinaryLoss()
+    if not epochs: return pd.DataFrame(), 0
+    with (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()): learn.fit(epochs)
+    return learn.best_epoch.history, learn.best_epoch.chosen
+
+def _ready_learner(learn:Learner, inputs, y, cases, split, held, useed:int, recipe, path)->Learner:
+    "The fitted Learner emptied of anything large, with `DataLoaders` (training rows; held-out rows to score) that `export` can empty."
+    be = learn.best_epoch
+    be.state, be.preds, be.targs = None, [], []   # nothing large in an exported Learner
+    learn.dls = TaskDataLoaders(LearnerDL(_take(inputs, split[0]), y[split[0]], bs=recipe.bs, shuffle=True, seed=useed),
+                                LearnerDL(_take(inputs, held), y[held], bs=recipe.bs), device=learn.dls.device)
+    learn.path, learn.task_size, learn.recipe = Path(path), recipe.size, recipe
+    learn.cases = cases.iloc[held].reset_index(drop=True)   # the rows `get_preds()` scores, in its order
+    return learn
+
+def _unit_learner(protocol:str, task, encoder, fold, seed:int, repeat:int, recipe, device, quiet:bool, path)->Learner:
     "One trained unit of `run_transfer` as a fastai Learner whose validation set is the test fold (the inner validation set without a fold)."
     if len(recipe.fractions) != 1: raise ValueError(f"give one label fraction, got {recipe.fractions}")
-    device = default_device(device) if not isinstance(device, torch.device) else device
-    name = 'task' if isinstance(task, pd.DataFrame) else Path(task).stem
-    encoder, inputs, y, n_planes, cases, (tr, va, te), useed = _prepare(encoder, task, fold, seed, repeat, recipe, device, inputs, duplicates, name)
-    fit = dict(bs=recipe.bs, step_size=recipe.step_size, gamma=recipe.gamma, device=device, seed=useed)
-    feats = None
-    if protocol == 'knn' or (protocol == 'linear' and recipe.probe_bn == 'eval'):
-        feats = _frozen_features(encoder, inputs, bs=64, device=device, pool=recipe.pool)
+    task, device, encoder = _as_task(task), default_device(device) if not isinstance(device, torch.device) else device, _prepare_encoder(encoder, recipe)
+    inputs, df, predefined = _unit_table(task, fold, seed, recipe)
+    cases = task_cases(df)
+    y, n_planes = cases['label'].to_numpy().astype(int), df['plane'].nunique() if is_multiplane(df) else 1
+    split, useed = _unit_split(cases, df, fold, seed, repeat, recipe, predefined, task.name)
+    fit = _fit_settings(protocol, recipe, useed, device); epochs = fit.pop('epochs')
+    on_feats = protocol == 'knn' or (protocol == 'linear' and recipe.probe_bn == 'eval')
+    feats = _frozen_features(encoder, inputs, bs=64, device=device, pool=recipe.pool) if on_feats else None
     seed_everything(useed)
     n_feat = _n_features(encoder, inputs, device)
-    if protocol == 'knn':
-        fit_idx = np.r_[tr, va]
-        head = KNNProbe(_take(feats, fit_idx), y[fit_idx], k=recipe.knn_k)
-        learn = binary_learner(FrozenProbe(copy.deepcopy(encoder), head, n_feat, n_planes, recipe.pool), _take(inputs, tr), y[tr], **fit)
-        epochs = 0
-        learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, StepLR)))   # nothing trains: no optimiser, no schedule
-        learn.splitter = _all_params   # an optimiser (which `Learner.export` rebuilds) over the frozen weights: nothing is empty
-    elif protocol == 'linear' and recipe.probe_bn == 'eval':
-        n = feats.shape[1]
-        head = nn.Sequential(nn.Linear(n, 1), nn.Flatten(0)) if recipe.probe_head == 'linear' else BinaryClassifier(nn.Identity(), n, head=recipe.probe_head).head
-        learn = binary_learner(head, _take(feats, tr), y[tr], valid=None if len(va) == 0 else (_take(feats, va), y[va]),
-                               lr=recipe.probe_lr or recipe.lr, **fit)
-        epochs = recipe.probe_epochs or recipe.epochs
-    else:
-        head = recipe.head if protocol == 'finetune' else recipe.probe_head
-        model = BinaryClassifier(copy.deepcopy(encoder), n_features=n_feat, n_planes=n_planes, pool=recipe.pool, head=head)
-        for p in model.parameters(): p.requires_grad_(protocol == 'finetune')
-        for p in model.head.parameters(): p.requires_grad_(True)
-        lr, epochs = (recipe.lr, recipe.epochs) if protocol == 'finetune' else (recipe.probe_lr or recipe.lr, recipe.probe_epochs or recipe.epochs)
-        learn = binary_learner(model, _take(inputs, tr), y[tr], valid=None if len(va) == 0 else (_take(inputs, va), y[va]),
-                               lr=lr, max_slices=recipe.max_slices, **fit)
-    learn.loss_func = BinaryLoss()
-    if epochs:
-        with (learn.no_bar() if quiet else contextlib.nullcontext()), (learn.no_logging() if quiet else contextlib.nullcontext()): learn.fit(epochs)
-    be = learn.best_epoch
-    history, chosen = (be.history, be.chosen) if epochs else (pd.DataFrame(), 0)
-    if feats is not None and protocol == 'linear':   # the head trained on features: put it behind its frozen encoder
+    if protocol == 'knn': learn, epochs = _knn_learner(encoder, feats, inputs, y, split, n_feat, n_planes, recipe, fit), 0
+    elif on_feats: learn = _head_learner(feats, y, split, recipe, fit)
+    else: learn = _model_learner(protocol, encoder, inputs, y, split, n_feat, n_planes, recipe, fit)
+    learn.history, learn.chosen_epoch = _fit_learner(learn, epochs, quiet)
+    if on_feats and protocol == 'linear':   # the head trained on features: put it behind its frozen encoder
         learn.model = FrozenProbe(copy.deepcopy(encoder), learn.model, n_feat, n_planes, recipe.pool).to(device)
-    be.state, be.preds, be.targs = None, [], []   # nothing large in an exported Learner
-    held = te if fold is not None else va
-    learn.dls = TaskDataLoaders(LearnerDL(_take(inputs, tr), y[tr], bs=recipe.bs, shuffle=True, seed=useed),
-                                LearnerDL(_take(inputs, held), y[held], bs=recipe.bs), device=device)
-    learn.path = Path(path)
-    learn.task_size, learn.recipe, learn.protocol, learn.history, learn.chosen_epoch = recipe.size, recipe, protocol, history, chosen
-    learn.cases = cases.iloc[held].reset_index(drop=True)   # the rows `get_preds()` scores, in its order
-    learn.unit = dict(protocol=protocol, fold=fold, repeat=repeat, seed=seed, unit_seed=useed)
+    learn = _ready_learner(learn, inputs, y, cases, split, split[2] if fold is not None else split[1], useed, recipe, path)
+    learn.protocol, learn.unit = protocol, dict(protocol=protocol, fold=fold, repeat=repeat, seed=seed, unit_seed=useed)
     return learn
 
 # %% ../nbs/07b_your_task.ipynb #c976ea4a
 def finetune(encoder, # an Encoder, a `save_encoder` file or an exported folder (notebook 05b)
-             task, # a task table (DataFrame or CSV path): path, label[, group]
+             task, # a task table (DataFrame or CSV path): path, label[, group]; or a `TransferTask` (with `inputs`, `duplicates`)
              fold:int|None=None, # hold out this fold of `run_transfer`'s partition (None: train on every row)
              seed:int=0, # as `run_transfer`'s seed: folds, validation split and the unit's seed
              repeat:int=0, # as `run_transfer`'s repeat index
              recipe:TransferRecipe|None=None, # default `TransferRecipe.paper()`
              device=None, # default `core.default_device()`
-             inputs=None, # preloaded `task_inputs(task, size)[0]`, to skip loading
-             duplicates:str='error', # the same image twice: 'error', 'drop' or 'keep'
              quiet:bool=True, # no progress bar nor epoch table
              path:str|Path='.', # the Learner's folder (where `learn.export` writes)
              **recipe_fields, # any `TransferRecipe` field (epochs=2, size=64, ...)
             )->Learner:
     "Fine-tune `encoder` on a task with the paper's recipe; returns the fitted fastai Learner (`get_preds` gives P(label 1) of its validation set: the held-out fold)."
     recipe = (recipe or TransferRecipe()).replace(**recipe_fields)
-    return _unit_learner('finetune', task, encoder, fold, seed, repeat, recipe, device, inputs, duplicates, quiet, path)
+    return _unit_learner('finetune', task, encoder, fold, seed, repeat, recipe, device, quiet, path)
 
 def probe(encoder, task, # as `finetune`
           kind:str='linear', # 'linear' (a head on the frozen encoder) or 'knn' (k-NN on its features, `knn_k` neighbours)
-          fold:int|None=None, seed:int=0, repeat:int=0, recipe:TransferRecipe|None=None, device=None, inputs=None,
-          duplicates:str='error', quiet:bool=True, path:str|Path='.',
+          fold:int|None=None, seed:int=0, repeat:int=0, recipe:TransferRecipe|None=None, device=None, quiet:bool=True, path:str|Path='.',
           **recipe_fields)->Learner:
     "Probe `encoder` on a task: `finetune`'s Learner with the encoder frozen; the unit of `run_transfer`'s protocol `kind`."
     if kind not in PROBES: raise ValueError(f"kind must be one of {PROBES}, got {kind!r} (the logistic-regression probe is run_transfer's 'sklearn')")
     recipe = (recipe or TransferRecipe()).replace(**recipe_fields)
-    return _unit_learner(kind, task, encoder, fold, seed, repeat, recipe, device, inputs, duplicates, quiet, path)
+    return _unit_learner(kind, task, encoder, fold, seed, repeat, recipe, device, quiet, path)
 
 # %% ../nbs/07b_your_task.ipynb #c26cf0e0
 def predict(learn:Learner, # from `finetune`, `probe`, or `load_learner` of their export

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _transfer_helpers import TinyEncoder, toy_task as _toy_task
 from _pretrain_helpers import tiny_table
 from modan_nb.experiments import ExperimentConfig, pretrain_recipe, transfer_recipe, transfer_encoders, demo_scale
-from modan_nb.transfer import run_transfer, TransferRecipe, Reinit, UNIT_COLS
+from modan_nb.transfer import run_transfer, TransferRecipe, TransferTask, Reinit, UNIT_COLS
 from modan_nb.learner import authors_recipe, modan_pretrain
 
 torch.set_num_threads(1)
@@ -54,9 +54,9 @@ def _scores(s, m): return s[s.method == m].sort_values(UNIT_COLS + ['case']).sco
 
 def test_per_method_head():
     df, x = toy_task()
-    _, plain = run_transfer(encoders(), df, 'toy', inputs=x, **KW)
-    _, two = run_transfer(encoders(), df, 'toy', inputs=x, head='two_logit', **KW)
-    _, mixed = run_transfer(encoders(), df, 'toy', inputs=x, per_method={'B': {'head': 'two_logit'}}, **KW)
+    _, plain = run_transfer(encoders(), TransferTask(df, 'toy', inputs=x), **KW)
+    _, two = run_transfer(encoders(), TransferTask(df, 'toy', inputs=x), head='two_logit', **KW)
+    _, mixed = run_transfer(encoders(), TransferTask(df, 'toy', inputs=x), per_method={'B': {'head': 'two_logit'}}, **KW)
     np.testing.assert_allclose(_scores(mixed, 'A'), _scores(plain, 'A'))
     np.testing.assert_allclose(_scores(mixed, 'B'), _scores(two, 'B'))
     assert not np.allclose(_scores(mixed, 'B'), _scores(plain, 'B'))
@@ -67,12 +67,12 @@ def test_reinit_draws_an_encoder_per_unit():
     def make():
         e = TinyEncoder(); drawn.append(float(e.body[0].weight.detach().sum())); return e
     kw = dict(KW, repeats=2)
-    a1, s1 = run_transfer(dict(R=Reinit(make, 'R')), df, 'toy', inputs=x, **kw)
+    a1, s1 = run_transfer(dict(R=Reinit(make, 'R')), TransferTask(df, 'toy', inputs=x), **kw)
     n_units = 2*2   # folds x repeats
     assert len(set(drawn[-n_units:])) == n_units                  # every fold and repeat its own encoder
-    a2, s2 = run_transfer(dict(R=Reinit(make, 'R')), df, 'toy', inputs=x, **kw)
+    a2, s2 = run_transfer(dict(R=Reinit(make, 'R')), TransferTask(df, 'toy', inputs=x), **kw)
     np.testing.assert_allclose(a1.auc, a2.auc)                     # drawn from the unit's seed: reproducible
-    _, fixed = run_transfer(dict(R=make()), df, 'toy', inputs=x, **kw)
+    _, fixed = run_transfer(dict(R=make()), TransferTask(df, 'toy', inputs=x), **kw)
     assert not np.allclose(_scores(s1, 'R'), _scores(fixed, 'R'))
 
 def test_transfer_encoders_wraps_scratch_and_imagenet():
@@ -83,8 +83,8 @@ def test_transfer_encoders_wraps_scratch_and_imagenet():
 
 def test_agg_none_is_per_image():
     df, x = toy_task()
-    a0, _ = run_transfer(encoders(), df, 'toy', inputs=x, agg='none', **KW)
-    a1, _ = run_transfer(encoders(), df, 'toy', inputs=x, agg=None, **KW)
+    a0, _ = run_transfer(encoders(), TransferTask(df, 'toy', inputs=x, agg='none'), **KW)
+    a1, _ = run_transfer(encoders(), TransferTask(df, 'toy', inputs=x, agg=None), **KW)
     np.testing.assert_allclose(a0.auc, a1.auc)
 
 def test_drop_last_false_keeps_the_last_batch(tmp_path):

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from modan_nb.models import create_encoder
-from modan_nb.transfer import run_transfer, safe_auc, BinaryClassifier, KNNProbe, UNIT_COLS
+from modan_nb.transfer import run_transfer, safe_auc, BinaryClassifier, KNNProbe, UNIT_COLS, TransferTask
 from modan_nb.finetune import finetune, probe, predict, read_task_table
 from fastai.learner import Learner, load_learner
 
@@ -33,7 +33,7 @@ def test_finetune_auc_equals_run_transfer(task, enc, fold, repeat, seed):
     assert isinstance(learn, Learner)
     p, t = learn.get_preds()
     assert ((p >= 0) & (p <= 1)).all()   # probabilities of label 1
-    aucs, scores = run_transfer({'m': enc}, read_task_table(task), 'task', protocols=['finetune'], repeats=repeat + 1, seed=seed, **KW)
+    aucs, scores = run_transfer({'m': enc}, TransferTask(read_task_table(task), 'task'), protocols=['finetune'], repeats=repeat + 1, seed=seed, **KW)
     row = aucs[(aucs.fold == fold) & (aucs.repeat == repeat)]
     assert safe_auc(t.numpy(), p.numpy()) == pytest.approx(row['auc'].item(), abs=1e-9)
     sc = scores[(scores.fold == fold) & (scores.repeat == repeat)]
@@ -43,7 +43,7 @@ def test_probes_equal_run_transfer(task, enc, tmp_path):
     for kind, extra in (('linear', {}), ('knn', dict(knn_k=5))):
         learn = probe(enc, task, kind=kind, fold=1, **KW, **extra)
         p, t = learn.get_preds()
-        aucs, _ = run_transfer({'m': enc}, read_task_table(task), 'task', protocols=[kind], repeats=1, **KW, **extra)
+        aucs, _ = run_transfer({'m': enc}, TransferTask(read_task_table(task), 'task'), protocols=[kind], repeats=1, **KW, **extra)
         assert safe_auc(t.numpy(), p.numpy()) == pytest.approx(aucs.query('fold == 1')['auc'].item(), abs=1e-6), kind
         learn.export(tmp_path/f'{kind}.pkl')   # a probe's Learner exports and loads back too
         back = load_learner(tmp_path/f'{kind}.pkl')
@@ -85,14 +85,14 @@ def test_bad_task_tables(enc, tmp_path):
     with pytest.raises(FileNotFoundError, match='none.csv'): finetune(enc, tmp_path/'none.csv')
 
 def test_keep_models_and_knn_protocol(task, enc):
-    a, s, models = run_transfer({'m': enc}, read_task_table(task), 'task', protocols=['finetune', 'linear', 'sklearn', 'knn'],
+    a, s, models = run_transfer({'m': enc}, TransferTask(read_task_table(task), 'task'), protocols=['finetune', 'linear', 'sklearn', 'knn'],
                                 repeats=1, keep_models=True, knn_k=5, **KW)
     assert sorted(models) == sorted(tuple(r) for r in a[UNIT_COLS].itertuples(index=False))
     assert isinstance(models[('m', 'task', 'finetune', 1.0, 0, 0)], BinaryClassifier)
     assert isinstance(models[('m', 'task', 'knn', 1.0, 0, 0)], KNNProbe)
     assert hasattr(models[('m', 'task', 'sklearn', 1.0, 0, 0)], 'predict_proba')
     assert a[a.protocol == 'knn']['auc'].notna().all()
-    assert len(run_transfer({'m': enc}, read_task_table(task), 'task', protocols=['knn'], repeats=1, **KW)) == 2   # default: two values
+    assert len(run_transfer({'m': enc}, TransferTask(read_task_table(task), 'task'), protocols=['knn'], repeats=1, **KW)) == 2   # default: two values
 
 def test_pretrain_dls_declares_target_names(tmp_path):
     from _pretrain_helpers import tiny_table

@@ -3,7 +3,7 @@ import numpy as np, pandas as pd, pytest, torch
 import torch.nn as nn
 from PIL import Image
 from modan_nb.tasks import read_radimagenet_split, RIN_SPLIT_FILES
-from modan_nb.transfer import run_transfer, fit_binary, TransferRecipe, BinaryClassifier
+from modan_nb.transfer import run_transfer, fit_binary, TransferRecipe, TransferTask, BinaryClassifier
 
 torch.set_num_threads(1)
 
@@ -51,7 +51,7 @@ def test_reader_reads_all_five_folds(rin):
 @pytest.mark.parametrize('recipe', [TransferRecipe.paper(), TransferRecipe.authors()], ids=['paper', 'authors'])
 def test_every_fold_trains_and_scores_its_test_rows(rin, tmp_path, recipe):
     df, expected = rin
-    auc, scores = run_transfer(encoders(), df, 'thyroid', recipe.replace(size=12, epochs=2, bs=8, repeats=2), out_dir=tmp_path/'out',
+    auc, scores = run_transfer(encoders(), TransferTask(df, 'thyroid'), recipe.replace(size=12, epochs=2, bs=8, repeats=2), out_dir=tmp_path/'out',
                                seed=0, device='cpu')
     assert len(auc) == 3*5*2   # protocols x folds x repeats
     for _, r in auc.iterrows():
@@ -69,10 +69,10 @@ def test_empty_or_one_class_training_split_refused_before_writing(rin, tmp_path)
     df, _ = rin
     one_class = df[~((df.fold == 3) & (df.split == 'train') & (df.label == 0))]
     with pytest.raises(ValueError, match=r"fold 3: the training set has one class only"):
-        run_transfer(encoders(), one_class, 'thyroid', out_dir=tmp_path/'o1', size=12, epochs=1, repeats=1, device='cpu')
+        run_transfer(encoders(), TransferTask(one_class, 'thyroid'), out_dir=tmp_path/'o1', size=12, epochs=1, repeats=1, device='cpu')
     empty = df[~((df.fold == 2) & (df.split == 'train'))]
     with pytest.raises(ValueError, match=r"fold 2: the training set is empty"):
-        run_transfer(encoders(), empty, 'thyroid', out_dir=tmp_path/'o2', size=12, epochs=1, repeats=1, device='cpu')
+        run_transfer(encoders(), TransferTask(empty, 'thyroid'), out_dir=tmp_path/'o2', size=12, epochs=1, repeats=1, device='cpu')
     assert not (tmp_path/'o1'/'auc.csv').exists() and not (tmp_path/'o2'/'auc.csv').exists()
     assert not (tmp_path/'o1'/'config.json').exists()
 
@@ -83,7 +83,7 @@ def test_patient_in_two_splits_refused(rin, tmp_path):
     j = leak.index[(leak.fold == 1) & (leak.split == 'train')][0]
     leak.loc[j, 'group'] = leak.loc[i, 'group']
     with pytest.raises(ValueError, match='a patient in two splits'):
-        run_transfer(encoders(), leak, 'thyroid', size=12, epochs=1, repeats=1, device='cpu')
+        run_transfer(encoders(), TransferTask(leak, 'thyroid'), size=12, epochs=1, repeats=1, device='cpu')
 
 def test_fit_binary_refuses_an_empty_training_set():
     with pytest.raises(ValueError, match='training set is empty'):
@@ -108,6 +108,6 @@ def test_authors_recipe_on_multiplane_exams():
     df = pd.DataFrame(rows)
     inputs = [tuple((torch.rand(s, 1, 8, 8, generator=g)*150 + 60*(i % 2)).to(torch.uint8) for s in (3, 4)) for i in range(n)]
     recipe = TransferRecipe.authors(size=8, epochs=2, probe_epochs=2, bs=4, repeats=1, n_folds=2, max_slices=10)
-    auc, scores = run_transfer(encoders(), df, 'acl', recipe, protocols=('finetune', 'linear'), inputs=inputs, device='cpu')
+    auc, scores = run_transfer(encoders(), TransferTask(df, 'acl', inputs=inputs), recipe, protocols=('finetune', 'linear'), device='cpu')
     assert len(auc) == 2*2 and (auc.n_valid == 0).all() and (auc.best_epoch == 2).all()
     assert scores.groupby(['protocol', 'fold'])['case'].nunique().sum() == 2*n and scores['score'].between(0, 1).all()

@@ -11,7 +11,7 @@ def _shared(sub):
 def test_sklearn_probe_untrained(task):
     from modan_nb import data, tasks
     from modan_nb.models import create_encoder
-    from modan_nb.transfer import run_transfer
+    from modan_nb.transfer import run_transfer, TransferTask
     torch.set_num_threads(2)
     root = _shared(task)
     df = tasks.read_busi(root, include_normal=False) if task == 'busi' else tasks.read_ddti(root)
@@ -20,10 +20,10 @@ def test_sklearn_probe_untrained(task):
     kw = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=32, device='cpu')
     n = len(df)
     if task == 'busi':   # BUSI holds one image twice, as benign (433) and as malignant (145): refused, then dropped on request
-        with pytest.raises(ValueError, match=r"benign \(433\).*malignant \(145\).*same image"): run_transfer({'Scratch': enc}, df, task, **kw)
+        with pytest.raises(ValueError, match=r"benign \(433\).*malignant \(145\).*same image"): run_transfer({'Scratch': enc}, TransferTask(df, task), **kw)
         n -= 1
     t = time.time()
-    auc, scores = run_transfer({'Scratch': enc}, df, task, duplicates='drop', **kw)
+    auc, scores = run_transfer({'Scratch': enc}, TransferTask(df, task, duplicates='drop'), **kw)
     print(f"{task}: {len(df)} images, {time.time()-t:.1f}s, fold AUCs {auc.auc.round(3).tolist()}")
     n_scored = scores.groupby('fold')['case'].nunique().sum()
     assert len(auc) == 3 and n_scored == auc['n_test'].sum() and n - 10 <= n_scored <= n   # at most a few copies dropped

@@ -2,8 +2,8 @@
 import os, re, io, json, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from modan_nb import transfer
-from modan_nb.transfer import run_transfer, UNIT_COLS
+from modan_nb import transfer, stores
+from modan_nb.transfer import run_transfer, UNIT_COLS, TransferTask
 
 torch.set_num_threads(1)
 
@@ -14,11 +14,11 @@ def encoders(): torch.manual_seed(0); return {'A': TinyEncoder(4)}
 def toy_task(n=24, size=8): return _toy_task(n, size)
 
 DF, X = toy_task()
-KW = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=8, bs=8, device='cpu', inputs=X)
+KW = dict(protocols=('sklearn',), n_folds=3, repeats=1, size=8, bs=8, device='cpu')
 
 def run(out, **kw):
     redone = []
-    auc, sc = run_transfer(encoders(), DF, 'toy', out_dir=out, callback=redone.append, **{**KW, **kw})
+    auc, sc = run_transfer(encoders(), TransferTask(DF, 'toy', inputs=X), out_dir=out, callback=redone.append, **{**KW, **kw})
     return auc, sc, redone
 
 def _sorted(d, cols): return d[cols].sort_values(cols).reset_index(drop=True)
@@ -51,9 +51,9 @@ def test_any_cut_of_the_last_row_is_dropped(tmp_path):
             for nl in ('', '\n'):
                 for n, t in whole.items(): (tmp_path/n).write_text(t)
                 (tmp_path/name).write_text(text[:end] + nl)
-                st = transfer._Store(tmp_path)
+                st = stores._Store(tmp_path)
                 assert len(st.done) == len(ref) - 1, (name, text[start:end] + nl)
-                assert transfer._complete_text(tmp_path/name)[1] is False   # repaired on disk
+                assert stores._complete_text(tmp_path/name)[1] is False   # repaired on disk
 
 def test_bad_row_not_last_is_an_error(tmp_path):
     run(tmp_path)

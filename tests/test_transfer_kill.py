@@ -2,8 +2,8 @@
 import os, random, signal, time
 import numpy as np, pandas as pd, pytest, torch
 import torch.nn as nn
-from modan_nb import transfer
-from modan_nb.transfer import run_transfer, UNIT_COLS
+from modan_nb import stores
+from modan_nb.transfer import run_transfer, UNIT_COLS, TransferTask
 
 torch.set_num_threads(1)
 
@@ -15,10 +15,10 @@ def encoders():
 def toy_task(n=24, size=8): return _toy_task(n, size)
 
 DF, X = toy_task()
-KW = dict(protocols=('finetune', 'linear'), n_folds=3, repeats=3, size=8, epochs=2, bs=8, lr=1e-2, device='cpu', inputs=X)
+KW = dict(protocols=('finetune', 'linear'), n_folds=3, repeats=3, size=8, epochs=2, bs=8, lr=1e-2, device='cpu')
 N_UNITS = 2*3*3
 
-def run(out_dir): return run_transfer(encoders(), DF, 'toy', out_dir=out_dir, **KW)
+def run(out_dir): return run_transfer(encoders(), TransferTask(DF, 'toy', inputs=X), out_dir=out_dir, **KW)
 
 def fork_run(out_dir, kill_at=None, cut_seed=None):
     "run_transfer in a child process (forked: no import cost); `kill_at`: the child dies inside its n-th append, cut where `cut_seed` draws."
@@ -26,9 +26,9 @@ def fork_run(out_dir, kill_at=None, cut_seed=None):
     if pid == 0:
         code = 0
         try:
-            transfer._N_WRITES[0] = 0
-            if kill_at is not None: os.environ[transfer._KILL_ENV] = str(kill_at)
-            if cut_seed is not None: os.environ[transfer._KILL_CUT_ENV] = str(cut_seed)   # anywhere, or at a comma + newline
+            stores._N_WRITES[0] = 0
+            if kill_at is not None: os.environ[stores._KILL_ENV] = str(kill_at)
+            if cut_seed is not None: os.environ[stores._KILL_CUT_ENV] = str(cut_seed)   # anywhere, or at a comma + newline
             run(out_dir)
         except BaseException as e:
             print('child failed:', repr(e)); code = 3
@@ -55,14 +55,14 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
     while injected + timed < 24:   # rounds: a fresh folder each, killed and resumed until every unit is done
         out, rounds = tmp_path/f'killed{rounds}', rounds + 1
         while True:
-            n_done = len(transfer._read_rows(out/'auc.csv'))   # never a ParserError, never a cut row
+            n_done = len(stores._read_rows(out/'auc.csv'))   # never a ParserError, never a cut row
             if n_done == N_UNITS: break
             if (injected + timed) % 2 == 0:   # die inside an append: a cut row is left on disk, anywhere in a row, `...,0.5\n` too
                 code = wait(fork_run(out, kill_at=rng.choice([1, 2, 3]), cut_seed=rng.randrange(2**30)))
                 assert code in (137, 0), code
                 if code == 137:
                     injected += 1
-                    cut_rows += any(transfer._complete_text(f)[1] for f in (out/'auc.csv', out/'scores.csv'))
+                    cut_rows += any(stores._complete_text(f)[1] for f in (out/'auc.csv', out/'scores.csv'))
             else:   # SIGKILL at a random instant of what is left to do
                 pid = fork_run(out)
                 time.sleep(rng.uniform(0, t_run*(N_UNITS - n_done)/N_UNITS))
@@ -83,7 +83,7 @@ def test_cut_auc_row_is_not_kept(tmp_path):
     cut = ','.join(f[:6] + [f[6][:3]])                                       # e.g. 0.75 cut to 0.7, at the end of the file
     (tmp_path/'auc.csv').write_text('\n'.join([header] + rows[:k] + rows[k+1:]) + '\n' + cut)
     redone = []
-    auc2, _ = run_transfer(encoders(), DF, 'toy', out_dir=tmp_path, callback=redone.append, **KW)
+    auc2, _ = run_transfer(encoders(), TransferTask(DF, 'toy', inputs=X), out_dir=tmp_path, callback=redone.append, **KW)
     assert len(redone) == 1
     pd.testing.assert_frame_equal(_sorted(auc2, UNIT_COLS + ['auc']), _sorted(auc, UNIT_COLS + ['auc']))
     assert (tmp_path/'auc.csv').read_text().count('\n') == N_UNITS + 1

@@ -157,3 +157,21 @@ def test_ce_baseline_without_labels_needs_ce_label_pair(synth, tmp_path, monkeyp
     import json
     info = json.loads((tmp_path/'runs'/'ce2'/'encoders'/'165_class.json').read_text())['info']
     assert info['ce_class'] == 'modality/anatomy'   # pretrain(..., label_from='pair') was used: the learner's own record
+
+def test_a_run_folder_saved_with_the_flat_keys_keeps_its_results(tmp_path):
+    "A run folder whose config.yaml predates the groups is read through `nest_old_keys`: the same settings are no change."
+    import yaml
+    from modan_nb.config import OLD_KEYS
+    from modan_nb.runner import _check_run_dir
+    cfg = demo_config()
+    nested = cfg.to_dict()
+    flat = {k: v for k, v in nested.items() if not isinstance(v, dict) or k == 'tasks'}
+    for old, place in OLD_KEYS.items():
+        g, f = place.split('.'); flat[old] = nested[g][f]
+    flat['pretrain'] = nested['data']['pretrain']
+    run = tmp_path/'run'; (run/'transfer'/'t').mkdir(parents=True); (run/'transfer'/'t'/'auc.csv').write_text('x\n')
+    (run/'config.yaml').write_text(yaml.safe_dump(flat, sort_keys=False))
+    _check_run_dir(cfg, run)                                            # no change: the results are kept
+    assert (run/'transfer'/'t'/'auc.csv').exists() and 'transfer:' in (run/'config.yaml').read_text()
+    flat['ft_lr'] = 0.5; (run/'config.yaml').write_text(yaml.safe_dump(flat, sort_keys=False))
+    with pytest.raises(ValueError, match=r'transfer.lr: 0.5 -> 0.001'): _check_run_dir(cfg, run)

@@ -642,7 +642,7 @@ def report(path:Path, a, run, table, held, full, tasks, info, curves, aucs, ci, 
 
 def report_lines(a, run, table, held, full, tasks, info, curves, aucs, ci, dl, ext, emb, figs, timings, wall, reading:str)->list:
     "The single-seed report's lines."
-    from modan_nb.experiments import software_versions
+    from modan_nb.report import software_versions
     spent = time_spent(run, timings)
     L = ['# Real evidence: RealRIN pretraining, four real tasks', '',
          f"Written by `bench/real_evidence.py` on {time.strftime('%Y-%m-%d %H:%M')} (run folder `{run.name}`). "

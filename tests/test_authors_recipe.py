@@ -6,7 +6,8 @@ import numpy as np, pandas as pd, pytest, torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _transfer_helpers import TinyEncoder, toy_task as _toy_task
 from _pretrain_helpers import tiny_table
-from modan_nb.experiments import ExperimentConfig, pretrain_recipe, transfer_recipe, transfer_encoders, demo_scale
+from modan_nb.config import ExperimentConfig, pretrain_recipe, transfer_recipe, demo_scale
+from modan_nb.runner import transfer_encoders
 from modan_nb.transfer import run_transfer, TransferRecipe, TransferTask, Reinit, UNIT_COLS
 from modan_nb.learner import authors_recipe, modan_pretrain
 
@@ -22,14 +23,14 @@ def test_authors_yaml_is_what_the_published_runs_ran():
     assert c.tasks['acl']['agg'] == 'none'                               # per slice
     r = transfer_recipe(c)
     assert r.for_method('SimCLR').head == 'two_logit' and r.for_method('ModAn-MulSupCon').head == 'features_as_logits'
-    assert c.reinit is True and r.probe_epochs == 10
+    assert c.transfer.reinit is True and r.probe_epochs == 10
     m = pretrain_recipe('ModAn-MulSupCon', c)
     assert (m.precision, m.drop_last) == ('fp16', False)
     assert authors_recipe('simclr').lr == 0.05 and authors_recipe('modan').precision == 'fp16'
 
 def test_authors_demo_config_keeps_the_new_keys():
     d = demo_scale(authors())
-    assert d.reinit and d.transfer_overrides == {'SimCLR': {'head': 'two_logit'}} and d.tasks == {}
+    assert d.transfer.reinit and d.transfer.overrides == {'SimCLR': {'head': 'two_logit'}} and d.tasks == {}
 
 def test_acl_tables_need_an_explicit_unit(tmp_path):
     y = (ROOT/'configs/authors.yaml').read_text().replace(', agg: none}', '}')
@@ -39,7 +40,7 @@ def test_acl_tables_need_an_explicit_unit(tmp_path):
 def test_transfer_overrides_are_checked(tmp_path):
     for bad, msg in (({'SimCLR': {'size': 32}}, 'cannot differ between methods'), ({'Nobody': {'head': 'linear'}}, 'not a method'),
                      ({'SimCLR': {'head': 'softmax9'}}, 'head')):
-        with pytest.raises(ValueError, match=msg): ExperimentConfig(transfer_overrides=bad).validate(check_paths=False)
+        with pytest.raises(ValueError, match=msg): ExperimentConfig(transfer=dict(overrides=bad)).validate(check_paths=False)
 
 def toy_task(n=40, size=16): return _toy_task(n, size, n_folds=2)
 
@@ -76,10 +77,10 @@ def test_reinit_draws_an_encoder_per_unit():
     assert not np.allclose(_scores(s1, 'R'), _scores(fixed, 'R'))
 
 def test_transfer_encoders_wraps_scratch_and_imagenet():
-    c = ExperimentConfig(reinit=True, stem='torchvision').validate(check_paths=False)
+    c = ExperimentConfig(transfer=dict(reinit=True), pretrain=dict(stem='torchvision')).validate(check_paths=False)
     e = transfer_encoders(c, {'Scratch': 'a.pth', 'ModAn-MulSupCon': 'b.pth'})
     assert isinstance(e['Scratch'], Reinit) and e['ModAn-MulSupCon'] == 'b.pth'
-    assert not isinstance(transfer_encoders(c.__class__(stem='torchvision').validate(check_paths=False), {'Scratch': 'a.pth'})['Scratch'], Reinit)
+    assert not isinstance(transfer_encoders(c.__class__(pretrain=dict(stem='torchvision')).validate(check_paths=False), {'Scratch': 'a.pth'})['Scratch'], Reinit)
 
 def test_agg_none_is_per_image():
     df, x = toy_task()

@@ -4,23 +4,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modan_nb import experiments as E
+from modan_nb.config import demo_config, synthetic_tasks
 from modan_nb.synth import make_demo_data
 
 KEYS = ['method', 'task', 'protocol', 'fraction', 'fold', 'repeat']
 CHILD = textwrap.dedent("""
     import sys
-    from modan_nb.experiments import ExperimentConfig, run_experiment
+    from modan_nb.config import ExperimentConfig
+    from modan_nb.runner import run_experiment
     print('started', flush=True)
     run_experiment(ExperimentConfig.from_yaml(sys.argv[1]), progress=False, log=lambda *a: print(*a, flush=True))
     print('finished', flush=True)
 """)
 
 def _config(synth, name):
-    return E.demo_config(name=name, methods=['ModAn-MulSupCon', 'Scratch'], protocols=['sklearn', 'finetune'],
-                         tasks={'breast': E.synthetic_tasks(synth)['breast']}, pretrain=str(synth['synthrin']),
-                         n_folds=2, repeats=2, pretrain_epochs=3, pretrain_bs=32, pretrain_max_images=None, pretrain_size=16,
-                         task_size=16, ft_epochs=1, umap=False)
+    return demo_config(name=name, methods=['ModAn-MulSupCon', 'Scratch'], protocols=['sklearn', 'finetune'],
+                         tasks={'breast': synthetic_tasks(synth)['breast']}, data=dict(pretrain=str(synth['synthrin']), max_images=None),
+                         pretrain=dict(epochs=3, bs=32, size=16), transfer=dict(n_folds=2, repeats=2, size=16, epochs=1), embedding=dict(umap=False))
 
 def _start(yaml_path, env):
     p = subprocess.Popen([sys.executable, '-c', CHILD, str(yaml_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

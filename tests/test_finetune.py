@@ -133,17 +133,18 @@ def test_cli_export(tmp_path):
     assert len(runs) == 1 and runs[0].name.startswith('modan-')
 
 def test_experiment_config_export_key():
-    from modan_nb.experiments import ExperimentConfig
+    from modan_nb.config import ExperimentConfig
     import dataclasses
     assert [f.name for f in dataclasses.fields(ExperimentConfig)][-1] == 'export'
     assert ExperimentConfig(export=True).validate(check_paths=False).export is True
     with pytest.raises(ValueError, match='export: expected true or false'): ExperimentConfig(export='yes').validate(check_paths=False)
 
 def test_modan_run_exports_each_encoder(tmp_path):
-    from modan_nb.experiments import ExperimentConfig, export_encoders
+    from modan_nb.config import ExperimentConfig
+    from modan_nb.runner import export_encoders
     from modan_nb.models import save_encoder, load_encoder
     csv = tmp_path/'meta.csv'; pd.DataFrame(dict(path=['a.png'], modality=['CT'], anatomy=['brain'])).to_csv(csv, index=False)
-    cfg = ExperimentConfig(name='t', pretrain=str(csv), export=True, pretrain_size=32)
+    cfg = ExperimentConfig(name='t', data=dict(pretrain=str(csv)), export=True, pretrain=dict(size=32))
     encs = {'ModAn-MulSupCon': save_encoder(tmp_path/'m.pth', create_encoder(), method='modan', epochs=1),
             'Scratch': save_encoder(tmp_path/'s.pth', create_encoder())}
     aucs = pd.DataFrame(dict(method=['ModAn-MulSupCon']*2, task=['breast']*2, protocol=['finetune']*2, fraction=[1.]*2, auc=[0.7, 0.8]))
@@ -159,11 +160,12 @@ def test_run_experiment_with_knn_and_export(tmp_path, monkeypatch):
     "A tiny study (Scratch only: no pretraining) with the k-NN protocol and `export: true` runs end to end."
     monkeypatch.setenv('MODAN_DATA', str(tmp_path))
     from modan_nb.synth import make_demo_data
-    from modan_nb.experiments import ExperimentConfig, run_experiment
+    from modan_nb.config import ExperimentConfig
+    from modan_nb.runner import run_experiment
     paths = make_demo_data(tmp_path, seed=0, workers=0, size=32, n_per_class=2, mrnet=(4, 2), busi=30, ddti=6)
-    cfg = ExperimentConfig(name='knn', pretrain=str(paths['synthrin']), methods=['Scratch'], protocols=['knn', 'sklearn'],
-                           tasks={'breast': dict(reader='busi', root=str(paths['busi']))}, n_folds=2, repeats=2, task_size=32,
-                           pretrain_size=32, umap=False, export=True)
+    cfg = ExperimentConfig(name='knn', data=dict(pretrain=str(paths['synthrin'])), methods=['Scratch'], protocols=['knn', 'sklearn'],
+                           tasks={'breast': dict(reader='busi', root=str(paths['busi']))}, transfer=dict(n_folds=2, repeats=2, size=32),
+                           pretrain=dict(size=32), embedding=dict(umap=False), export=True)
     res = run_experiment(cfg, progress=False, log=lambda *a: None)
     assert set(res['aucs']['protocol']) == {'knn', 'sklearn'}
     ev = json.loads((res['exports']['Scratch']/'config.json').read_text())['evaluation']

@@ -94,15 +94,18 @@ def test_short_scores_are_redone(tmp_path):
 
 # --- item 3 and the YAML bullets -----------------------------------------------------------------------------------
 
-from modan_nb.experiments import ExperimentConfig, load_run_config, _check_run_dir, demo_config
+from modan_nb.config import ExperimentConfig, demo_config
+from modan_nb.runner import _check_run_dir
+from modan_nb.cli import load_run_config
 
 def test_empty_yaml_is_refused(tmp_path):
     f = tmp_path/'empty.yaml'; f.write_text('# nothing here\n')
     with pytest.raises(ValueError, match=re.escape(str(f)) + '.*empty'): load_run_config(f, demo=True)
 
-@pytest.mark.parametrize('key,val', [('n_folds', '"nan"'), ('seed', '"inf"'), ('repeats', '"-inf"')])
+@pytest.mark.parametrize('key,val', [('transfer.n_folds', '"nan"'), ('seed', '"inf"'), ('transfer.repeats', '"-inf"')])
 def test_quoted_nan_inf_name_key_and_file(tmp_path, key, val):
-    f = tmp_path/'c.yaml'; f.write_text(f'name: x\n{key}: {val}\n')
+    g, _, k = key.rpartition('.')
+    f = tmp_path/'c.yaml'; f.write_text(f'name: x\n{g}: {{{k}: {val}}}\n' if g else f'name: x\n{key}: {val}\n')
     with pytest.raises(ValueError, match=re.escape(str(f)) + f'.*{key}.*not an integer'): ExperimentConfig.from_yaml(f, check_paths=False)
 
 @pytest.mark.parametrize('text', ['', 'name: demo\nn_fo', 'name: [unclosed\n'])

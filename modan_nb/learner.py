@@ -589,11 +589,11 @@ def pretrain(method:str, # 'modan', 'simclr', 'supcon' or 'ce', see `METHODS`
     r = get_recipe(method, recipe, **rk)
     if label_from not in LABEL_FROM: raise ValueError(f"label_from must be one of {LABEL_FROM}, got {label_from!r}")
     if not isinstance(size, (int, np.integer)) or size < 8: raise ValueError(f"size must be an int of at least 8 px, got {size!r}")
-    data = _checked_table(data, label_from, dk)   # read and checked once, here; the floors below take it as it is
     from modan_nb.core import run_lock, holds_lock
     folder = Path(path) if path is not None else runs_dir(method)
     lock = fit and not rank_distrib() and not holds_lock(folder)   # one run per folder for the fit's life (`core.run_lock`)
-    with (run_lock(folder, 'pretraining') if lock else nullcontext()):
+    with (run_lock(folder, 'pretraining') if lock else nullcontext()):   # a folder in use is refused before the data is read
+        data = _checked_table(data, label_from, dk)   # read and checked once, here; the floors below take it as it is
         return _pretrain(method, data, r, size, folder, resume, seed, device, label_from, cbs, fit, dk, run)
 
 # %% ../nbs/06_learner.ipynb #910c7eb9
@@ -741,8 +741,9 @@ def export_run(learn:Learner, folder, data=None)->Path:
 def _standalone(method, data, recipe, kwargs, **given):
     "A wrapper's run: `pretrain` in a folder named by its settings when no `path` is given; `export=folder` at the end."
     kwargs = dict(kwargs); export = kwargs.pop('export', None)
-    table = _checked_table(data, kwargs.get('label_from', 'label'), {k: v for k, v in kwargs.items() if k in DATA_OPTIONS})   # read once
-    if kwargs.get('path') is None:
+    table = data
+    if kwargs.get('path') is None:   # the folder is named by the table: read it (once) here; a given folder is locked before the read
+        table = _checked_table(data, kwargs.get('label_from', 'label'), {k: v for k, v in kwargs.items() if k in DATA_OPTIONS})
         kwargs['path'] = settings_run_dir(method, table, recipe, **given, **{k: v for k, v in kwargs.items() if k not in ('path', 'resume', 'cbs', 'fit', 'device')})
     learn = pretrain(method, table, recipe, **given, **kwargs)
     if export is not None and kwargs.get('fit', True) and not rank_distrib(): export_run(learn, export, data)

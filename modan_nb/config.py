@@ -12,7 +12,7 @@ import yaml
 from fastcore.basics import patch
 
 from .core import atomic_write_text
-from .transfer import PROTOCOLS, ALL_PROTOCOLS, TransferRecipe
+from .transfer import PROTOCOLS, ALL_PROTOCOLS, AGGS, TransferRecipe
 from .tasks import DUPLICATES
 from .learner import LABEL_FROM, PRETRAIN_METHOD, METHODS, SCHEDULES, PretrainRecipe, get_recipe, RECIPES
 from .models import ARCHS, STEMS, HEADS
@@ -259,7 +259,7 @@ def check_task_spec(name:str, spec, check_paths:bool=True):
     bad = [o for o in options if o not in params[1:]]
     if bad: raise ValueError(f"task {name!r}: reader {spec['reader']!r} ({fn.__name__}) has no option(s) {bad}; its options: {params[1:]}")
     if spec.get('duplicates', 'error') not in DUPLICATES: raise ValueError(f"task {name!r}: duplicates: {spec['duplicates']!r} is not one of {list(DUPLICATES)}")
-    if spec.get('agg') not in (None, 'none', 'mean', 'max'): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'none' (per image), 'mean' or 'max' (per group)")
+    if spec.get('agg') not in (None, *AGGS): raise ValueError(f"task {name!r}: agg: {spec['agg']!r} is not 'none' (per image), 'mean' or 'max' (per group)")
     if spec['reader'] == 'radimagenet' and spec.get('task') == 'acl' and spec.get('agg') is None:
         raise ValueError(f"task {name!r}: RadImageNet's ACL tables hold several slices of each knee: say which unit the AUC is "
                          "computed on, agg: none (per slice, the authors' code) or agg: max / mean (one score per knee)")

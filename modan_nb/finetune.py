@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from fastai.data.core import DataLoaders
 from .transfer import (TaskDL, StepLR, BinaryClassifier, KNNProbe, TransferRecipe, TransferTask, binary_learner, unit_seed,
                                task_cases, task_inputs, is_multiplane, inner_split, prob1, safe_auc, _fit_loss, _take, _prepare_encoder,
-                               _n_features, _frozen_features, _plan, _task_folds, _dedupe, _case_hashes, _has_predefined_splits,
+                               _n_features, _frozen_features, _plan, _task_folds, _kept_inputs, _has_predefined_splits,
                                _fit_settings, _head_on_features)
 
 # %% auto #0
@@ -86,16 +86,8 @@ def _as_task(task)->TransferTask:
 
 def _unit_table(task:TransferTask, fold, seed:int, recipe)->tuple:
     "(inputs, table, predefined) of one unit as `run_transfer` builds them: duplicates checked (per fold for predefined splits), folds made for a `fold`."
-    df = task.df
-    if task.inputs is None: inputs, cases = task_inputs(df, recipe.size)
-    else: inputs, cases = task.inputs, task_cases(df)
-    if len(inputs) != len(cases): raise ValueError(f"inputs has {len(inputs)} samples, the task table {len(cases)}")
-    predefined = fold is not None and _has_predefined_splits(df)
-    keep = _dedupe(cases.assign(fold=df['fold']) if predefined else cases, _case_hashes(cases, inputs), task.duplicates, task.name, predefined)
-    if not keep.all():
-        inputs = _take(inputs, np.flatnonzero(keep))
-        df = df[keep] if not is_multiplane(df) else df[df['group'].astype(str).isin(cases['group'][keep])]
-    df = df.reset_index(drop=True)
+    predefined = fold is not None and _has_predefined_splits(task.df)
+    df, inputs = _kept_inputs(task, recipe.size, predefined)   # `run_transfer`'s own duplicate check
     if fold is not None: df, _ = _task_folds(df, task.name, recipe.n_folds, seed, None, False, predefined)
     return inputs, df, predefined
 

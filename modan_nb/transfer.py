@@ -33,7 +33,7 @@ from .tasks import DUPLICATES, save_folds
 from .stores import UNIT_COLS, _key, _Store, _table_fingerprint, _check_config, _save_config # the kill-safe run folder (notebook 20)
 
 # %% auto #0
-__all__ = ['CLASSIFIER_HEADS', 'DEFAULT_CS', 'PER_METHOD', 'PROTOCOLS', 'ALL_PROTOCOLS', 'to_float01', 'is_multiplane',
+__all__ = ['CLASSIFIER_HEADS', 'DEFAULT_CS', 'PER_METHOD', 'PROTOCOLS', 'ALL_PROTOCOLS', 'AGGS', 'to_float01', 'is_multiplane',
            'task_cases', 'task_inputs', 'TaskDL', 'TrainAutocast', 'predict_logits', 'encode_images',
            'extract_features', 'make_classifier', 'BinaryClassifier', 'prob1', 'safe_auc', 'ExamChunks', 'StepLR',
            'BestEpoch', 'binary_learner', 'fit_binary', 'sklearn_probe', 'KNNProbe', 'inner_split', 'TransferRecipe',
@@ -716,6 +716,7 @@ def _plan(cases:pd.DataFrame, folds, recipe, seed:int, predefined:bool, task:str
 
 # %% ../nbs/07_transfer.ipynb #93ee4681
 _TASK_FIELDS = ('agg', 'duplicates', 'inputs')
+AGGS = ('none', 'mean', 'max') # a task's unit of AUC: per image ('none'), or one score per group (its images' mean or max)
 
 @dataclass(eq=False)
 class TransferTask:
@@ -729,7 +730,7 @@ class TransferTask:
     def __post_init__(self):
         if not isinstance(self.df, pd.DataFrame): raise TypeError(f"TransferTask.df must be a task table (DataFrame), got {type(self.df).__name__}")
         if self.agg == 'none': self.agg = None   # per image, the authors' (one score per slice)
-        if self.agg not in (None, 'mean', 'max'): raise ValueError(f"agg must be 'none' (or None), 'mean' or 'max', got {self.agg!r}")
+        if self.agg not in (None, *AGGS[1:]): raise ValueError(f"agg must be 'none' (or None), 'mean' or 'max', got {self.agg!r}")
         if self.duplicates not in DUPLICATES: raise ValueError(f"duplicates must be one of {DUPLICATES}, got {self.duplicates!r}")
         check_columns(self.df, ['label'], what=f"task table {self.name!r}")
         labels = self.df['label'].value_counts()
@@ -762,17 +763,22 @@ def _grid(encoders:dict, task:str, recipe:TransferRecipe, protocols:tuple, folds
             for m in encoders for fr in recipe.fractions for r in range(recipe.repeats) for p in protocols for f in folds]
 
 # %% ../nbs/07_transfer.ipynb #afddb3f8
-def _task_data(task:TransferTask, recipe, seed, folds, predefined, out_dir, resume)->SimpleNamespace:
-    "The task as its units use it: inputs and cases (duplicates checked), labels, groups, planes and each (fraction, fold)'s split."
+def _kept_inputs(task:TransferTask, size:int, predefined:bool)->tuple:
+    "(table, inputs) of `task` after its duplicate check (`_dedupe`, per fold for predefined splits): the cases its units use."
     df, inputs = task.df.reset_index(drop=True), task.inputs
-    if inputs is None: inputs, cases = task_inputs(df, recipe.size)
+    if inputs is None: inputs, cases = task_inputs(df, size)
     else: cases = task_cases(df)
     if len(inputs) != len(cases): raise ValueError(f"inputs has {len(inputs)} samples, the task table {len(cases)}")
     keep = _dedupe(cases.assign(fold=df['fold']) if predefined else cases, _case_hashes(cases, inputs), task.duplicates, task.name, predefined)
     if not keep.all():
         inputs = _take(inputs, np.flatnonzero(keep))
         df = df[keep] if not is_multiplane(df) else df[df['group'].astype(str).isin(cases['group'][keep])]
-    df, folds_file = _task_folds(df.reset_index(drop=True), task.name, recipe.n_folds, seed, out_dir, resume, predefined)
+    return df.reset_index(drop=True), inputs
+
+def _task_data(task:TransferTask, recipe, seed, folds, predefined, out_dir, resume)->SimpleNamespace:
+    "The task as its units use it: inputs and cases (duplicates checked), labels, groups, planes and each (fraction, fold)'s split."
+    df, inputs = _kept_inputs(task, recipe.size, predefined)
+    df, folds_file = _task_folds(df, task.name, recipe.n_folds, seed, out_dir, resume, predefined)
     cases = task_cases(df)
     return SimpleNamespace(df=df, inputs=inputs, cases=cases, y=cases['label'].to_numpy().astype(int), folds_file=folds_file,
                            groups=cases['group'].astype(str).to_numpy(), n_planes=df['plane'].nunique() if is_multiplane(df) else 1,

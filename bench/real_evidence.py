@@ -1076,7 +1076,7 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
          f"({', '.join(f'seed {s} {v:.1f} min' for s, v in tot.items())}), on this machine: {machine()}, shared with other jobs, "
          f"{a.threads} thread(s) per process"
          + (f"; the calls of this run folder that finished took {el['seconds']/60:.1f} min of elapsed time ({el['calls']} call(s), the last with --jobs {el.get('jobs', 1)})" if el else '')
-         + ". With --jobs 2 two seeds' parts run at once, one per core.", '',
+         + f". With --jobs {a.jobs}, {a.jobs} parts (one seed's pretraining of one method, or one seed's evaluation) run at once, each a process with {a.threads} thread(s), on {os.cpu_count()} core(s).", '',
          '## Reading', '', READING_START, hand or '_(to be written from the numbers below)_', READING_END, '',
          '## What holds across seeds (computed)', '', *seeds_reading(vd, au, embs, first, len(per)), '',
          '## The test: a hierarchical bootstrap over seeds and cases', '',

@@ -904,7 +904,7 @@ def seed_summary(au:pd.DataFrame)->pd.DataFrame:
     return g.agg(mean='mean', sd='std', min='min', max='max', n_seeds='count').reset_index()
 
 def verdicts(sl:pd.DataFrame, dl:pd.DataFrame, first:int, alpha:float=0.05)->pd.DataFrame:
-    "Per comparison: seeds with the mean's sign, seeds where the seed's own DeLong test (Holm) is significant in that direction, whether it was in the first seed (the single-seed report), and the verdict: 'every seed', 'on average' (seed-level bootstrap only), \"one run's luck\" (the first seed only), or 'none'."
+    "Per comparison: seeds with the mean's sign, seeds where the seed's own DeLong test (Holm) is significant in that direction, whether it was in the first seed (what a report of it alone would claim), and the verdict: 'every seed', 'on average' (seed-level bootstrap only), \"one run's luck\" (the first seed only), or 'none'."
     rows = []
     for r in sl.itertuples():
         d = dl[(dl.task == r.task) & (dl.protocol == r.protocol) & (dl.fraction == r.fraction) & (dl.method == r.method)]
@@ -928,21 +928,27 @@ def _between(s:str, a:str, b:str)->str: return s[s.index(a) + len(a):s.index(b)]
 
 SINGLE_START, SINGLE_END = '<!-- single-seed:start -->', '<!-- single-seed:end -->'
 
+SINGLE_NOTE = '_The single-seed report as it was written (verbatim'   # the note above it (rewritten with each report)
+
 def earlier_single_seed(path:Path)->list|None:
     "The single-seed section of an earlier report, verbatim: a single-seed report whole (headings one level down, its reading kept), or the section a seeds' report kept; None if there is none."
     if not path.is_file(): return None
     s = path.read_text()
     if SEEDS_TAG in s:
         body = _between(s, SINGLE_START, SINGLE_END)
-        return body.splitlines() if body else None
+        return _lstrip_blank([l for l in body.splitlines() if not l.startswith(SINGLE_NOTE)]) if body else None   # the note is written anew
     if READING_START not in s: return None
     lines = s.splitlines()
     lines = lines[1:] if lines and lines[0].startswith('# ') else lines
     lines = [('#' + l if l.startswith('## ') else l) for l in lines]
     lines = ['### Reading (written then, for this one seed)' if l == '### Reading' else SEED0_START if l == READING_START else SEED0_END if l == READING_END else l
              for l in lines]
-    return ['_The single-seed report as it was written (verbatim, a single pretraining seed); the same seed\'s numbers in the tables '
-            'above are read from the run folder now._', '', *lines]
+    return _lstrip_blank(lines)
+
+def _lstrip_blank(lines:list)->list:
+    "The lines without the blank ones they start with."
+    while lines and not lines[0].strip(): lines = lines[1:]
+    return lines
 
 def single_seed_lines(a, d0:Path, first:int, emb:pd.DataFrame, shared:Path, path:Path)->list:
     "Seed `first`'s run as a single-seed report (headings one level down), for a seeds' report with no earlier single-seed one."
@@ -1006,19 +1012,19 @@ def seeds_reading(vd:pd.DataFrame, au:pd.DataFrame, embs:pd.DataFrame, first:int
     def item(r):
         return (f"{cmp_name(r)}: mean {r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}], seed-level p (Holm) {r['p_adj']:.3g}; "
                 f"same sign in {r['same_sign']} of {r['n_seeds']} seeds, significant in {r['significant']}")
-    def luck(r):   # named by the first seed's direction, the claim the single-seed report made
+    def luck(r):   # named by the first seed's direction, the claim a report of that seed alone would make
         return (f"{cmp_name({**r, 'diff': r['first_diff']})} in seed {first} ({r['first_diff']:+.3f}); over the seeds: mean {r['diff']:+.3f} "
                 f"[{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}], seed-level p (Holm) {r['p_adj']:.3g}; the same sign as seed {first} in "
                 f"{r['same_as_first']} of {r['n_seeds']} seeds")
     if len(vd):
         for v, head in (('every seed', f'**Holds in every seed** (significant in each seed\'s own paired DeLong test, Holm, the same direction):'),
                         ('on average', '**Holds on average only** (the seed-level bootstrap finds it; not every seed does on its own):'),
-                        ("one run's luck", f"**One run's luck** (significant in seed {first}, the single-seed report, but not at the seed level):")):
+                        ("one run's luck", f"**One run's luck** (significant in seed {first}'s own test, what a report of that seed alone would claim, but not at the seed level):")):
             d = vd[vd.verdict == v].sort_values(['protocol', 'fraction', 'task'], key=lambda c: c.map(task_order) if c.name == 'task' else c)
             L.append(f"- {head} " + ('none.' if d.empty else ''))
             L += [f"  - {item(r) if v != LUCK else luck(r)}." for _, r in d.iterrows()]
         old = vd[vd.first_significant]
-        L.append(f"- Of the {len(old)} significant differences against {REFERENCE} in seed {first} (the single-seed report), "
+        L.append(f"- Of the {len(old)} significant differences against {REFERENCE} in seed {first} (what a report of that seed alone would claim), "
                  f"{int((old.verdict == 'every seed').sum())} hold in every seed, {int((old.verdict == 'on average').sum())} on average only, "
                  f"{int((old.verdict == LUCK).sum())} were one run's luck.")
     # the best method per task and protocol: seed by seed, and on the mean
@@ -1091,7 +1097,7 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
          f"of the seeds as they came. A draw leaves out a given seed with probability (1 - 1/S)^S ({(1 - 1/len(per))**len(per):.2f} with "
          f"{len(per)} seeds), so a difference carried by one seed alone stays non-significant. Per-seed tests (`*` in the tables): each seed's own paired DeLong test, Holm, as the single-seed report. "
          "Verdicts: **every seed** = significant in every seed's own test, the same direction; **on average** = the seed-level bootstrap is "
-         f"significant, not every seed is; **one run's luck** = significant in seed {first} (the earlier report), not at the seed level.", '']
+         f"significant, not every seed is; **one run's luck** = significant in seed {first}'s own test (what a report of that seed alone would claim), not at the seed level.", '']
     tasks = sorted(set(au.task), key=task_order)
     main_t = [t for t in tasks if t in TASK_TITLES or t in EXT_NAMES]
     for proto, name in (('sklearn', 'sklearn probe on frozen features'), ('finetune', 'fine-tuning')):
@@ -1124,8 +1130,12 @@ def seeds_report(path:Path, a, run:Path, seeds:list, shared:Path):
           "the tables over seeds: `<run>/seeds_*.csv`. Interrupt and run the same command again to resume (days later too; other settings are refused, named).", '']
     old = earlier_single_seed(path)
     if old is not None:
+        same = per[first]['dir'] == run   # the run folder held that single-seed run: it is seed 0 here
         L += ['## Single seed (seed 0, as reported before)', '', SINGLE_START,
-              *old, SINGLE_END]
+              SINGLE_NOTE + ("): it is this run's seed 0 (the run folder held it), whose numbers the tables above read again._" if same else
+                             "): another run with the same settings and seed 0 (it names its run folder), not this run's `seed_0`, which was pretrained "
+                             "anew: read it as one more pretraining run beside the seeds above, not as their seed 0 column._"),
+              '', *old, SINGLE_END]
     else:
         L += [f'## Single seed (seed {first}, as reported before)', '', SINGLE_START,
               f"_Seed {first}'s run, reported as the single-seed report was._", ''] + single_seed_lines(a, per[first]['dir'], first, per[first]['emb'], shared, path) + [SINGLE_END]

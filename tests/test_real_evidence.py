@@ -221,6 +221,7 @@ def test_seeds_layout_resume_and_report(R, shared, tmp_path, monkeypatch):
               'Embedding geometry per seed', '## Single seed (seed 0, as reported before)', '### sklearn probe', 'MY SEED-0 READING'):
         assert s in text, s
     assert text.index('MY SEED-0 READING') > text.index('## Single seed') and 'as it was written (verbatim' in text
+    assert "it is this run's seed 0 (the run folder held it)" in text   # the note says whose numbers the single-seed report holds
     # rewriting the report (--report-only) keeps both readings and the single-seed section once
     rep.write_text(text.replace('_(to be written from the numbers below)_', 'MY SEEDS READING'))
     R.main(base + ['--seeds', '0,1', '--report-only'])

@@ -401,7 +401,7 @@ def validate(self:ExperimentConfig, check_paths:bool=True)->ExperimentConfig:
     self.pretrain.check(self.recipe); self.transfer.check(self.recipe)
     self._check_recipes()
     for t, spec in self.tasks.items(): check_task_spec(t, spec, check_paths)
-    if check_paths: self.check_paths()
+    if check_paths: self.data.check_paths()   # the tasks' roots were checked just above
     return self
 
 @patch
